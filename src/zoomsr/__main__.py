@@ -1,0 +1,5 @@
+import sys
+
+from zoomsr.cli.main import main
+
+sys.exit(main())

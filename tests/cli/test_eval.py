@@ -1,0 +1,91 @@
+import json
+
+import pytest
+
+from zoomsr.cli.main import main
+
+# Recomputed from these exact files (shared/data/README.md): bicubic, Y in float, shave = scale,
+# Set14's gray bridge scored on its gray values.
+EXPECTED_PSNR = {
+    ("Set5", 2): 33.673,
+    ("Set5", 3): 30.403,
+    ("Set5", 4): 28.429,
+    ("Set14", 2): 30.230,
+    ("Set14", 3): 27.537,
+    ("Set14", 4): 25.994,
+}
+EXPECTED_SSIM = {("Set5", 2): 0.9303, ("Set5", 3): 0.8689, ("Set5", 4): 0.8111}
+
+
+def test_bicubic_baseline_matches_the_published_recipe(shared, tmp_path, capsys):
+    out = tmp_path / "results"
+    args = ["eval", "--method", "bicubic", "--scale", "2,3,4", "--out", str(out), "--per-image"]
+    args += ["--data", str(shared("data", "Set5")), "--data", str(shared("data", "Set14"))]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("convention sisr: Y")
+    report = json.loads((tmp_path / "results.json").read_text())
+    summary = {(r["data"], r["scale"]): r for r in report["summary"]}
+    for key, value in EXPECTED_PSNR.items():
+        assert summary[key]["psnr"] == pytest.approx(value, abs=0.005), key
+    for key, value in EXPECTED_SSIM.items():
+        assert summary[key]["ssim"] == pytest.approx(value, abs=0.001), key
+    assert len(report["per_image"]) == 3 * (5 + 14)
+    assert (tmp_path / "results.md").read_text().startswith("# zoomsr eval: bicubic")
+    assert (tmp_path / "results.csv").read_text().splitlines()[
+        0
+    ] == "model,data,scale,images,psnr,ssim"
+
+
+def test_rgb_and_shave_overrides_rename_the_convention(shared, capsys):
+    args = ["eval", "--method", "bicubic", "--data", str(shared("data", "Set5")), "--scale", "4"]
+    assert main([*args, "--rgb", "--shave", "0"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "sisr[" in first and "RGB" in first and "shave 0" in first
+
+
+def test_hr_only_folder_makes_lr_by_exact_resize(shared, tmp_path, capsys):
+    # Same Set5 HR without LR files: LR is made on the fly and must give the same numbers.
+    hr_only = tmp_path / "Set5hr"
+    (hr_only / "HR").mkdir(parents=True)
+    for p in (shared("data", "Set5") / "HR").glob("*.png"):
+        (hr_only / "HR" / p.name).write_bytes(p.read_bytes())
+    assert (
+        main(
+            [
+                "eval",
+                "--method",
+                "bicubic",
+                "--data",
+                str(hr_only),
+                "--scale",
+                "4",
+                "--out",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
+    row = json.loads((tmp_path / "r.json").read_text())["summary"][0]
+    assert row["psnr"] == pytest.approx(EXPECTED_PSNR[("Set5", 4)], abs=0.005)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "nosuchmodel"], "unknown model 'nosuchmodel'"),
+        (["--method", "bicubic", "--metrics", "psnr,foo"], "unknown metric 'foo'"),
+        (["--method", "bicubic", "--convention", "nope"], "unknown metric convention"),
+        (["--method", "bicubic", "--scale", "x"], "--scale must be integers"),
+        (["--method", "bicubic", "--out", "r.txt"], "cannot write a report"),
+    ],
+)
+def test_bad_arguments_give_one_line(shared, capsys, extra, message):
+    assert main(["eval", "--data", str(shared("data", "Set5")), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoomsr: ") and message in err and err.count("\n") == 1
+
+
+def test_missing_dataset_folder(tmp_path, capsys):
+    assert main(["eval", "--method", "bicubic", "--data", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
