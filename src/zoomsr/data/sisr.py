@@ -103,3 +103,89 @@ def load_eval_sample(pair: EvalPair, scale: int) -> EvalSample:
             f"{scale} x its LR ({lr.shape[-1]}x{lr.shape[-2]}): wrong scale?"
         )
     return EvalSample(pair.name, lr, hr[..., :h, :w], hr_img.bit_depth)
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+def load_training_images(folders: list[str], limit: int = 0) -> list[torch.Tensor]:
+    """Decode every image of the folders once, as uint8 RGB ``(3, H, W)`` tensors."""
+    from zoomsr.io import list_images
+
+    paths = [p for folder in folders for p in list_images(folder)]
+    if limit:
+        paths = paths[:limit]
+    if not paths:
+        raise DataError(f"no training images in {', '.join(folders)}")
+    images = []
+    for p in paths:
+        color = read_image(p).color
+        color = color.expand(3, -1, -1) if color.shape[0] == 1 else color
+        images.append(torch.round(color * 255).to(torch.uint8).contiguous())
+    return images
+
+
+def random_dihedral(x: torch.Tensor, code: int) -> torch.Tensor:
+    """One of the 8 flips/rotations of ``(..., H, W)``, chosen by ``code`` in 0..7."""
+    if code & 1:
+        x = x.flip(-1)
+    if code & 2:
+        x = x.flip(-2)
+    if code & 4:
+        x = x.transpose(-2, -1)
+    return x
+
+
+class SISRTrainSet(torch.utils.data.Dataset):
+    """Random HR patches with LR made on the fly by MATLAB-exact bicubic downscaling.
+
+    Item ``i`` is a pure function of ``(seed, i)``: which image, where, which flip. So a run
+    resumed at step k sees exactly the batches it would have seen, with any number of workers.
+    """
+
+    def __init__(
+        self,
+        images: list[torch.Tensor],
+        scale: int,
+        patch: int,
+        seed: int = 0,
+        flip: bool = True,
+        rot90: bool = True,
+    ):
+        if patch % scale:
+            raise DataError(f"HR patch size {patch} is not a multiple of the scale {scale}")
+        small = [i for i, im in enumerate(images) if min(im.shape[-2:]) < patch]
+        if len(small) == len(images):
+            raise DataError(f"every training image is smaller than the {patch}px HR patch")
+        self.images = [im for im in images if min(im.shape[-2:]) >= patch]
+        self.scale, self.patch, self.seed = scale, patch, seed
+        self.augment_codes = 8 if rot90 else (4 if flip else 1)
+
+    def __len__(self) -> int:
+        return 2**62  # indexed by global sample number; the sampler decides the range
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(hash((self.seed, int(index))) & (2**63 - 1))
+        im = self.images[int(torch.randint(len(self.images), (1,), generator=g))]
+        h, w = im.shape[-2:]
+        s, p = self.scale, self.patch
+        # Crop on the scale grid so the LR/HR alignment is the benchmark's.
+        top = int(torch.randint((h - p) // s + 1, (1,), generator=g)) * s
+        left = int(torch.randint((w - p) // s + 1, (1,), generator=g)) * s
+        hr = im[:, top : top + p, left : left + p].float() / 255
+        hr = random_dihedral(hr, int(torch.randint(self.augment_codes, (1,), generator=g)))
+        lr = imresize(hr.double(), 1 / s, levels=255).float()
+        return lr, hr.contiguous()
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Global sample indices ``[start, stop)``, optionally strided over distributed ranks."""
+
+    def __init__(self, start: int, stop: int, rank: int = 0, world: int = 1):
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world
+
+    def __iter__(self):
+        return iter(range(self.start + self.rank, self.stop, self.world))
+
+    def __len__(self) -> int:
+        return max(0, (self.stop - self.start - self.rank + self.world - 1) // self.world)

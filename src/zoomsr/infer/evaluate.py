@@ -28,6 +28,7 @@ def evaluate_sisr(
     suite: MetricSuite,
     model_label: str,
     progress: Callable[[Iterable, str], Iterable] = lambda it, _desc: it,
+    max_images: int = 0,
 ) -> EvalReport:
     """Score ``model_for_scale(s)`` on every dataset at every scale."""
     report = EvalReport(convention=suite.convention.describe(), columns=suite.columns)
@@ -36,6 +37,7 @@ def evaluate_sisr(
         for root in datasets:
             root = Path(root)
             pairs = find_eval_pairs(root, scale)
+            pairs = pairs[:max_images] if max_images else pairs
             rows = []
             for pair in progress(pairs, f"{root.name} x{scale}"):
                 sample = load_eval_sample(pair, scale)

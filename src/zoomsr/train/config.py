@@ -1,0 +1,153 @@
+"""Training configuration: YAML files plus ``--set a.b=value`` overrides, checked against a schema.
+
+OmegaConf does the merging and type checking; an unknown key is reported with the closest
+valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from zoomsr.errors import ZoomsrError
+
+
+@dataclass
+class ModelCfg:
+    name: str = MISSING
+    scale: int = 2
+    config: dict[str, Any] = field(default_factory=dict)  # architecture overrides
+
+
+@dataclass
+class TrainDataCfg:
+    hr: list[str] = field(default_factory=list)  # HR folders; LR made on the fly
+    lr: str | None = None  # paired LR folder (names as in HR, or NAMEx{s})
+    patch: int = 96  # HR patch size (a multiple of the scale)
+    degradation: str = "bicubic"  # how LR is made from HR
+    preload: bool = True
+
+
+@dataclass
+class ValDataCfg:
+    path: str | None = None  # a benchmark folder (see zoomsr eval)
+    every: int = 500  # steps between validations
+    max_images: int = 0  # 0: all
+
+
+@dataclass
+class DataCfg:
+    train: TrainDataCfg = field(default_factory=TrainDataCfg)
+    val: ValDataCfg = field(default_factory=ValDataCfg)
+    batch: int = 16
+    workers: int = 0
+    flip: bool = True
+    rot90: bool = True
+
+
+@dataclass
+class OptimCfg:
+    name: str = "adam"
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0: off
+
+
+@dataclass
+class ScheduleCfg:
+    name: str = "step"  # step | cosine | constant
+    step: int = 200_000  # halve every `step` steps (name=step)
+    gamma: float = 0.5
+    warmup: int = 0  # linear warm-up steps
+    min_lr: float = 1e-7  # floor of the cosine schedule
+
+
+@dataclass
+class GanCfg:
+    discriminator: str = "vgg"  # vgg | patch
+    lr: float = 1e-4
+    kind: str = "ragan"  # vanilla | lsgan | ragan (the GAN term in the loss uses this)
+
+
+@dataclass
+class RunCfg:
+    steps: int = 1000
+    seed: int = 0
+    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0: off
+    amp: bool = False  # mixed precision on CUDA
+    device: str = "auto"
+    log_every: int = 50
+    checkpoint_every: int = 500
+    out: str = "runs/default"
+    init: str | None = None  # fine-tune from these weights
+
+
+@dataclass
+class TrainConfig:
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    loss: str = "1*L1"
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
+    gan: GanCfg = field(default_factory=GanCfg)
+    run: RunCfg = field(default_factory=RunCfg)
+
+
+def _all_keys(node: Any, prefix: str = "") -> list[str]:
+    keys = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            keys.append(f"{prefix}{k}")
+            if k != "config":  # free-form architecture overrides
+                keys += _all_keys(v, f"{prefix}{k}.")
+    return keys
+
+
+def _unknown_key_error(err: ConfigKeyError) -> ZoomsrError:
+    key = str(getattr(err, "full_key", "") or "?")
+    valid = _all_keys(OmegaConf.to_container(OmegaConf.structured(TrainConfig)))
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ZoomsrError(f"unknown config key '{key}'{hint}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """Schema defaults <- YAML file <- ``key=value`` overrides; returns a typed config."""
+    schema = OmegaConf.structured(TrainConfig)
+    try:
+        cfg = schema
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise ZoomsrError(f"config file '{path}' not found")
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        for item in overrides:
+            if "=" not in item:
+                raise ZoomsrError(f"--set expects key=value, got '{item}'")
+        if overrides:
+            # from_dotlist parses values as YAML: 2e-4, [a, b], null, true.
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        OmegaConf.resolve(cfg)
+        missing = OmegaConf.missing_keys(cfg)
+        if missing:
+            raise ZoomsrError(f"config is missing required key(s): {', '.join(sorted(missing))}")
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except ConfigKeyError as err:
+        raise _unknown_key_error(err) from None
+    except ValidationError as err:
+        first = str(err).splitlines()[0]
+        raise ZoomsrError(
+            f"bad config value: {first} (key '{getattr(err, 'full_key', '?')}')"
+        ) from None
+    except OmegaConfBaseException as err:
+        raise ZoomsrError(f"bad config: {str(err).splitlines()[0]}") from None
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
