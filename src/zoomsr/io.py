@@ -31,6 +31,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from zoomsr.errors import ImageReadError, ImageWriteError, ZoomsrError
+from zoomsr.ops.color import to_gray
 
 __all__ = ["IMAGE_EXTENSIONS", "Image", "list_images", "read_image", "write_image"]
 
@@ -49,9 +50,6 @@ _WRITE_FORMATS = {
 }
 _WITHOUT_ALPHA = ("JPEG", "BMP")
 _WITH_16_BIT = ("PNG", "TIFF")
-
-# ITU-R BT.601 luma weights, as Pillow's convert("L"): turns RGB results of gray inputs back to gray.
-_LUMA = (0.299, 0.587, 0.114)
 
 # EXIF orientation -> the transform that makes an (H, W, ...) array upright; the same transforms
 # as PIL.ImageOps.exif_transpose (checked by the tests), applied to arrays so that one code path
@@ -129,8 +127,7 @@ class Image:
         """
         color = _unbatch(color).float()
         if self.is_gray and color.shape[0] == 3:
-            weights = torch.tensor(_LUMA, dtype=color.dtype, device=color.device).view(3, 1, 1)
-            color = (color * weights).sum(0, keepdim=True)
+            color = to_gray(color)
         elif not self.is_gray and color.shape[0] == 1:
             color = color.expand(3, -1, -1)
         if alpha is not None:

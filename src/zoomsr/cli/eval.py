@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
         dest="model",
         required=True,
         metavar="NAME",
-        help="model name from 'zoomsr models' (e.g. bicubic); --method is an alias",
+        help="model name from 'zoomsr models' (e.g. bicubic) or a .safetensors file; --method is an alias",
     )
     p.add_argument(
         "--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)"
@@ -76,7 +76,7 @@ def run(args) -> int:
     from zoomsr.infer.evaluate import evaluate_sisr
     from zoomsr.metrics import METRICS, REGIONS, MetricSuite, get_convention
     from zoomsr.metrics.suite import parse_list
-    from zoomsr.models.registry import get_spec, load_model
+    from zoomsr.models.registry import get_spec, is_model_file, load_model
     from zoomsr.tables import report_paths, text_table, write_report
 
     scales = int_list(args.scale, "--scale")
@@ -88,8 +88,8 @@ def run(args) -> int:
         y_only=args.y_only, shave=args.shave
     )
     device = resolve_device(args.device)
-    spec = get_spec(args.model)
-    if spec.task != "sisr":
+    spec = None if is_model_file(args.model) else get_spec(args.model)
+    if spec is not None and spec.task != "sisr":
         raise ZoomsrError(
             f"model '{args.model}' is a {spec.task} model; eval of it is not supported yet"
         )

@@ -40,11 +40,33 @@ def add_parser(sub) -> None:
         "--format", dest="suffix", default=None, help="output extension for folders, e.g. .png"
     )
     p.add_argument("--overwrite", action="store_true", help="allow replacing an input file")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="LR tile size (default: from --max-memory; 0: no tiling)",
+    )
+    p.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=16,
+        help="LR pixels shared by neighbouring tiles (default 16)",
+    )
+    p.add_argument(
+        "--max-memory",
+        default="2GB",
+        help="activation memory budget for automatic tiles (default 2GB)",
+    )
+    p.add_argument(
+        "--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations; 8x slower)"
+    )
+    p.add_argument("--half", action="store_true", help="float16 on CUDA")
     add_common_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from zoomsr.infer.engine import InferOptions, parse_memory
     from zoomsr.infer.pipelines import output_path_for, upscale_file
     from zoomsr.io import list_images
     from zoomsr.models.registry import load_model
@@ -60,10 +82,26 @@ def run(args) -> int:
         args.suffix if args.suffix is None or args.suffix.startswith(".") else f".{args.suffix}"
     )
     device = resolve_device(args.device)
+    if (args.tile is not None and args.tile < 0) or args.tile_overlap < 0:
+        raise ZoomsrError("--tile and --tile-overlap must be >= 0")
+    if args.tile and args.tile <= 2 * args.tile_overlap:
+        raise ZoomsrError(f"--tile {args.tile} must exceed twice the overlap ({args.tile_overlap})")
+    opts = InferOptions(
+        tile=args.tile,
+        overlap=args.tile_overlap,
+        ensemble=args.ensemble,
+        half=args.half and device.type == "cuda",
+        max_memory=parse_memory(args.max_memory),
+    )
     model = load_model(args.model, args.scale, device)
-    for src in progress(args.quiet)(sources, "upscale"):
+    if opts.half:
+        model.half()
+    bar = progress(args.quiet)
+    for src in bar(sources, "upscale"):
         dst = output_path_for(src, out, many, suffix)
-        upscale_file(model, src, dst, overwrite=args.overwrite, inputs=sources)
+        upscale_file(
+            model, src, dst, opts=opts, overwrite=args.overwrite, inputs=sources, progress=bar
+        )
         if not args.quiet:
             print(f"{src} -> {dst}")
     return 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
-from zoomsr.infer.engine import run_sisr
+from zoomsr.infer.engine import InferOptions, run_sisr
 from zoomsr.io import read_image, write_image
 from zoomsr.ops.resize import imresize
 
@@ -19,11 +20,18 @@ def output_path_for(src: Path, out: Path, many: bool, suffix: str | None) -> Pat
 
 
 def upscale_file(
-    model: nn.Module, src: Path, dst: Path, *, overwrite: bool = False, inputs=()
+    model: nn.Module,
+    src: Path,
+    dst: Path,
+    *,
+    opts: InferOptions | None = None,
+    overwrite: bool = False,
+    inputs=(),
+    progress: Callable = lambda it, _desc: it,
 ) -> Path:
     """Read, super-resolve (alpha separately, by bicubic), write atomically in the same form."""
     image = read_image(src)
-    sr = run_sisr(model, image.color.unsqueeze(0), image.bit_depth)[0]
+    sr = run_sisr(model, image.color.unsqueeze(0), image.bit_depth, opts, progress)[0]
     alpha = None
     if image.alpha is not None:
         # Alpha is a mask, not texture: interpolate it rather than hallucinate detail.

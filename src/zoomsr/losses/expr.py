@@ -22,7 +22,7 @@ def parse_loss(expr: str) -> list[tuple[float, str]]:
     """``"1*L1+0.001*TV"`` -> [(1.0, "L1"), (0.001, "TV")]."""
     terms = []
     # Split on '+' that are not part of an exponent (1e+3).
-    for part in re.split(r"(?<![eE])\+", expr):
+    for part in re.split(r"(?<![0-9][eE])\+", expr):
         m = _TERM.match(part)
         if not m:
             raise ZoomsrError(

@@ -20,6 +20,7 @@ _MODEL_MODULES = (
     "zoomsr.models.sisr.postup",
     "zoomsr.models.sisr.edsr",
     "zoomsr.models.sisr.rcan",
+    "zoomsr.models.zoo",
 )
 
 
@@ -87,8 +88,9 @@ def load_model(
         )
     merged = {**spec.config, **config}
     model = spec.build(scale=scale, **merged)
+    if not hasattr(model, "model_name"):  # shipped weights keep the architecture they name
+        model.model_name = name
+        model.config = merged
     model.scale = scale
     model.task = spec.task
-    model.model_name = name
-    model.config = merged
     return model.eval().to(device)

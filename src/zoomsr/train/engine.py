@@ -264,8 +264,8 @@ class Trainer:
                 self._writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step)
         return self._writer or None
 
-    def fit(self) -> dict:
-        """Train until ``run.steps``; returns the final summary."""
+    def fit(self, stop_at: int | None = None) -> dict:
+        """Train until ``run.steps`` (or stop early at ``stop_at``, as a kill would); returns a summary."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -316,8 +316,16 @@ class Trainer:
                     writer.add_scalar("val/ssim", val["ssim"], self.step)
                 if not self.quiet:
                     self.log(f"step {self.step}: val PSNR {val['psnr']:.3f} SSIM {val['ssim']:.4f}")
-            if self.step % cfg.run.checkpoint_every == 0 or self.step == total or is_best:
+            stopping = stop_at is not None and self.step >= stop_at
+            if (
+                self.step % cfg.run.checkpoint_every == 0
+                or self.step == total
+                or is_best
+                or stopping
+            ):
                 self.save(best=is_best)
+            if stopping:
+                break
         if bar is not None:
             bar.close()
         if self._writer:
