@@ -75,7 +75,7 @@ def test_hr_only_folder_makes_lr_by_exact_resize(shared, tmp_path, capsys):
     [
         (["--method", "nosuchmodel"], "unknown model 'nosuchmodel'"),
         (["--method", "bicubic", "--metrics", "psnr,foo"], "unknown metric 'foo'"),
-        (["--method", "bicubic", "--convention", "nope"], "unknown metric convention"),
+        (["--method", "bicubic", "--convention", "nope"], "invalid choice: 'nope'"),
         (["--method", "bicubic", "--scale", "x"], "--scale must be integers"),
         (["--method", "bicubic", "--out", "r.txt"], "cannot write a report"),
     ],
@@ -89,3 +89,34 @@ def test_bad_arguments_give_one_line(shared, capsys, extra, message):
 def test_missing_dataset_folder(tmp_path, capsys):
     assert main(["eval", "--method", "bicubic", "--data", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_lpips_and_regions_in_the_selfdzsr_convention(tmp_path, capsys):
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "samples" / "bench"
+    args = [
+        "eval",
+        "--method",
+        "bicubic",
+        "--data",
+        str(bench),
+        "--scale",
+        "2",
+        "--convention",
+        "selfdzsr",
+    ]
+    args += [
+        "--metrics",
+        "psnr,ssim,lpips",
+        "--regions",
+        "full,centre,corner",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
+    assert main(args) == 0
+    row = json.loads((tmp_path / "r.json").read_text())["summary"][0]
+    for key in ("psnr", "ssim", "lpips", "psnr_centre", "lpips_corner", "ssim_corner"):
+        assert key in row
+    assert 0 < row["lpips"] < 1 and 20 < row["psnr"] < 50
+    assert capsys.readouterr().out.startswith("convention selfdzsr: RGB, shave 0")

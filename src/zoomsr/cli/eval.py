@@ -6,6 +6,7 @@ import argparse
 
 from zoomsr.cli.common import add_common_flags, int_list, progress, resolve_device
 from zoomsr.errors import ZoomsrError
+from zoomsr.metrics.conventions import CONVENTIONS
 
 EPILOG = """\
 Dataset folders (--data, repeatable) may hold HR/ + LR_bicubic/X{s}/NAMEx{s}.png (the EDSR
@@ -44,7 +45,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--metrics", default="psnr,ssim", help="comma list of psnr, ssim, lpips (default psnr,ssim)"
     )
-    p.add_argument("--convention", default="sisr", help="sisr (default) or selfdzsr")
+    p.add_argument(
+        "--convention",
+        default="sisr",
+        choices=sorted(CONVENTIONS),
+        help="how numbers are computed (default sisr; see below)",
+    )
     space = p.add_mutually_exclusive_group()
     space.add_argument(
         "--y", dest="y_only", action="store_const", const=True, help="score the Y channel"

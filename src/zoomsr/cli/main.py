@@ -28,7 +28,7 @@ class _ArgumentParser(argparse.ArgumentParser):
     """argparse that reports usage errors on one line, as every zoomsr error is."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise ZoomsrError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise ZoomsrError(f"{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except ZoomsrError as err:
-        print(f"zoomsr: {err}".replace("zoomsr: zoomsr", "zoomsr"), file=sys.stderr)
+        print(f"zoomsr: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoomsr: interrupted", file=sys.stderr)

@@ -189,3 +189,49 @@ class StepSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return max(0, (self.stop - self.start - self.rank + self.world - 1) // self.world)
+
+
+def load_training_pairs(
+    hr_folders: list[str], lr_folder: str, scale: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(LR, HR) uint8 pairs matched by name (``NAME`` or ``NAMEx{s}``); HR mod-cropped to s x LR."""
+    from zoomsr.io import list_images
+
+    lrs = {p.stem: p for p in list_images(lr_folder)}
+    pairs = []
+    for folder in hr_folders:
+        for hr_path in list_images(folder):
+            lr_path = lrs.get(f"{hr_path.stem}x{scale}") or lrs.get(hr_path.stem)
+            if lr_path is None:
+                raise DataError(f"no LR image for '{hr_path.name}' in '{lr_folder}'")
+            sample = load_eval_sample(EvalPair(hr_path.stem, hr_path, lr_path), scale)
+            lr, hr = (
+                torch.round(t[0].expand(3, -1, -1) * 255).to(torch.uint8)
+                for t in (sample.lr, sample.hr)
+            )
+            pairs.append((lr.contiguous(), hr.contiguous()))
+    if not pairs:
+        raise DataError(f"no training pairs in {', '.join(hr_folders)}")
+    return pairs
+
+
+class SISRPairedSet(SISRTrainSet):
+    """Random aligned patches of given (LR, HR) pairs, e.g. real captures or another degradation."""
+
+    def __init__(
+        self, pairs, scale: int, patch: int, seed: int = 0, flip: bool = True, rot90: bool = True
+    ):
+        super().__init__([hr for _, hr in pairs], scale, patch, seed, flip, rot90)
+        self.pairs = [(lr, hr) for lr, hr in pairs if min(hr.shape[-2:]) >= patch]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(hash((self.seed, int(index))) & (2**63 - 1))
+        lr_im, hr_im = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=g))]
+        s, lp = self.scale, self.patch // self.scale
+        h, w = lr_im.shape[-2:]
+        top = int(torch.randint(h - lp + 1, (1,), generator=g))
+        left = int(torch.randint(w - lp + 1, (1,), generator=g))
+        code = int(torch.randint(self.augment_codes, (1,), generator=g))
+        lr = lr_im[:, top : top + lp, left : left + lp].float() / 255
+        hr = hr_im[:, top * s : (top + lp) * s, left * s : (left + lp) * s].float() / 255
+        return random_dihedral(lr, code).contiguous(), random_dihedral(hr, code).contiguous()

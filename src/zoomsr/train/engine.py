@@ -11,7 +11,13 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from zoomsr.data.sisr import SISRTrainSet, StepSampler, load_training_images
+from zoomsr.data.sisr import (
+    SISRPairedSet,
+    SISRTrainSet,
+    StepSampler,
+    load_training_images,
+    load_training_pairs,
+)
 from zoomsr.errors import ZoomsrError
 from zoomsr.losses.expr import CompositeLoss
 from zoomsr.models.checkpoints import read_weights, save_weights
@@ -174,15 +180,14 @@ class Trainer:
             raise ZoomsrError(
                 f"unknown degradation '{d.train.degradation}'; this version supports bicubic"
             )
-        images = load_training_images(list(d.train.hr))
-        dataset = SISRTrainSet(
-            images,
-            self.cfg.model.scale,
-            d.train.patch,
-            self.cfg.run.seed,
-            flip=d.flip,
-            rot90=d.rot90,
-        )
+        scale = self.cfg.model.scale
+        args = (scale, d.train.patch, self.cfg.run.seed)
+        if d.train.lr:
+            dataset = SISRPairedSet(
+                load_training_pairs(list(d.train.hr), d.train.lr, scale), *args, d.flip, d.rot90
+            )
+        else:
+            dataset = SISRTrainSet(load_training_images(list(d.train.hr)), *args, d.flip, d.rot90)
         sampler = StepSampler(self.step * d.batch, self.cfg.run.steps * d.batch)
         return torch.utils.data.DataLoader(
             dataset,
