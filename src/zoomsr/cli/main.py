@@ -11,7 +11,16 @@ from zoomsr.errors import ZoomsrError
 
 # Each module in zoomsr.cli named here provides ``add_parser(subparsers)`` that registers
 # one sub-command and sets ``func=run`` where ``run(args) -> int``.
-COMMANDS = ("upscale", "eval", "train", "convert", "interpolate", "models", "backbones")
+COMMANDS = (
+    "upscale",
+    "eval",
+    "train",
+    "convert",
+    "interpolate",
+    "models",
+    "backbones",
+    "simulate",
+)
 
 DESCRIPTION = """\
 zoomsr: real-world image super-resolution.
