@@ -120,3 +120,19 @@ def test_lpips_and_regions_in_the_selfdzsr_convention(tmp_path, capsys):
         assert key in row
     assert 0 < row["lpips"] < 1 and 20 < row["psnr"] < 50
     assert capsys.readouterr().out.startswith("convention selfdzsr: RGB, shave 0")
+
+
+def test_zoom_sample_folders_report_regions(shared, tmp_path, capsys):
+    from zoomsr.data.simulate import simulate_dataset
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "apples.jpg").write_bytes(shared("data", "photos", "apples.jpg").read_bytes())
+    simulate_dataset(photos, tmp_path / "sim", ratio=2, seed=0, crop=256)
+    args = ["eval", "--method", "bicubic", "--data", str(tmp_path / "sim"), "--scale", "2"]
+    args += ["--convention", "selfdzsr", "--regions", "full,corner,centre", "--out", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    row = json.loads((tmp_path / "r.json").read_text())["summary"][0]
+    assert row["images"] == 1 and row["psnr_centre"] > 15 and row["psnr_corner"] > 15
+    assert main([*args[:5], "--scale", "4"]) == 2
+    assert "x2 zoom sample" in capsys.readouterr().err

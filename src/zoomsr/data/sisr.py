@@ -4,12 +4,15 @@ Accepted layouts of a folder ROOT, for scale s:
 - EDSR-PyTorch benchmark: ``ROOT/HR/NAME.png`` + ``ROOT/LR_bicubic/X{s}/NAMEx{s}.png``;
 - paired: ``ROOT/HR/`` + ``ROOT/LR/`` (or ``ROOT/LR/X{s}/``), LR named ``NAME`` or ``NAMEx{s}``;
 - HR only: ``ROOT/HR/`` or a folder of images; LR is made by MATLAB-exact bicubic downscaling
-  of the HR mod-cropped to a multiple of s (the recipe of the published benchmarks).
+  of the HR mod-cropped to a multiple of s (the recipe of the published benchmarks);
+- zoom samples (``zoomsr simulate`` / ``prepare``): folders with ``LR.png`` and ``GT.png``; the
+  scale is the zoom ratio and the "centre" region is the part the reference covers.
 HR is compared on its top-left ``s*h x s*w`` part (MATLAB ``modcrop``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,11 +56,29 @@ def _lr_folder(root: Path, scale: int) -> Path | None:
     return None
 
 
+def _zoom_pairs(root: Path, scale: int) -> list[EvalPair] | None:
+    """Dual/triple-zoom sample folders (LR.png + GT.png + meta.json): LR -> GT at the zoom ratio."""
+    folders = [root] if (root / "LR.png").is_file() else sorted(p for p in root.iterdir() if (p / "LR.png").is_file())
+    if not folders:
+        return None
+    pairs = []
+    for folder in folders:
+        meta = folder / "meta.json"
+        ratio = json.loads(meta.read_text()).get("ratio") if meta.is_file() else None
+        if ratio is not None and int(round(float(ratio))) != scale:
+            raise DataError(f"'{folder.name}' is a x{ratio} zoom sample; evaluate it with --scale {ratio}")
+        pairs.append(EvalPair(folder.name, folder / "GT.png", folder / "LR.png"))
+    return pairs
+
+
 def find_eval_pairs(root: str | Path, scale: int) -> list[EvalPair]:
     """The (HR, LR) pairs of a benchmark folder; see the module docstring for layouts."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"dataset folder '{root}' does not exist")
+    zoom = _zoom_pairs(root, scale)
+    if zoom is not None:
+        return zoom
     hr_dir = root / "HR" if (root / "HR").is_dir() else root
     hrs = _images(hr_dir)
     if not hrs:
