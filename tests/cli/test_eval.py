@@ -130,7 +130,14 @@ def test_zoom_sample_folders_report_regions(shared, tmp_path, capsys):
     (photos / "apples.jpg").write_bytes(shared("data", "photos", "apples.jpg").read_bytes())
     simulate_dataset(photos, tmp_path / "sim", ratio=2, seed=0, crop=256)
     args = ["eval", "--method", "bicubic", "--data", str(tmp_path / "sim"), "--scale", "2"]
-    args += ["--convention", "selfdzsr", "--regions", "full,corner,centre", "--out", str(tmp_path / "r.json")]
+    args += [
+        "--convention",
+        "selfdzsr",
+        "--regions",
+        "full,corner,centre",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
     assert main(args) == 0
     row = json.loads((tmp_path / "r.json").read_text())["summary"][0]
     assert row["images"] == 1 and row["psnr_centre"] > 15 and row["psnr_corner"] > 15

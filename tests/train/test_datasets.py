@@ -36,8 +36,7 @@ def test_sampler_splits_ranks_and_resumes():
 def test_dihedral_codes_are_the_eight_symmetries():
     x = torch.arange(6.0).view(1, 2, 3)
     variants = {
-        (*random_dihedral(x, c).flatten().tolist(), random_dihedral(x, c).shape)
-        for c in range(8)
+        (*random_dihedral(x, c).flatten().tolist(), random_dihedral(x, c).shape) for c in range(8)
     }
     assert len(variants) == 8
 

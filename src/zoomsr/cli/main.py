@@ -20,6 +20,7 @@ COMMANDS = (
     "models",
     "backbones",
     "simulate",
+    "prepare",
 )
 
 DESCRIPTION = """\

@@ -58,7 +58,11 @@ def _lr_folder(root: Path, scale: int) -> Path | None:
 
 def _zoom_pairs(root: Path, scale: int) -> list[EvalPair] | None:
     """Dual/triple-zoom sample folders (LR.png + GT.png + meta.json): LR -> GT at the zoom ratio."""
-    folders = [root] if (root / "LR.png").is_file() else sorted(p for p in root.iterdir() if (p / "LR.png").is_file())
+    folders = (
+        [root]
+        if (root / "LR.png").is_file()
+        else sorted(p for p in root.iterdir() if (p / "LR.png").is_file())
+    )
     if not folders:
         return None
     pairs = []
@@ -66,7 +70,9 @@ def _zoom_pairs(root: Path, scale: int) -> list[EvalPair] | None:
         meta = folder / "meta.json"
         ratio = json.loads(meta.read_text()).get("ratio") if meta.is_file() else None
         if ratio is not None and int(round(float(ratio))) != scale:
-            raise DataError(f"'{folder.name}' is a x{ratio} zoom sample; evaluate it with --scale {ratio}")
+            raise DataError(
+                f"'{folder.name}' is a x{ratio} zoom sample; evaluate it with --scale {ratio}"
+            )
         pairs.append(EvalPair(folder.name, folder / "GT.png", folder / "LR.png"))
     return pairs
 

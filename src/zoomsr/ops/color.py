@@ -57,3 +57,42 @@ def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     m = torch.linalg.inv(x.new_tensor(_YCBCR, dtype=torch.float64) / 255.0).to(x.dtype)
     off = x.new_tensor(_YCBCR_OFFSET).view(3, 1, 1) / 255.0
     return torch.einsum("ij,...jhw->...ihw", m, x - off)
+
+
+def fit_colour_match(
+    source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, keep: float = 0.95
+) -> dict:
+    """Brightness and white balance that bring ``source`` towards ``target`` (SelfDZSR, sec. 2.1).
+
+    Both ``(3, H, W)`` in [0, 1] on the same grid. Luma: least squares ``a*Y_src + b ~ Y_tgt`` on
+    the ``keep`` fraction of (valid) pixels that agree best, so occlusions and parallax do not
+    pull the fit. Then per-channel gains that equalise the channel balance. Returns plain floats.
+    """
+    ys, yt = rgb_to_ycbcr(source)[0], rgb_to_ycbcr(target)[0]
+    valid = (
+        mask.bool().reshape(ys.shape) if mask is not None else torch.ones_like(ys, dtype=torch.bool)
+    )
+    err = (ys - yt).abs()[valid]
+    thr = torch.quantile(err.double()[:: max(1, err.numel() // 1_000_000)], keep)
+    sel = valid & ((ys - yt).abs() <= thr)
+    x, y = ys[sel].double(), yt[sel].double()
+    a_mat = torch.stack([x, torch.ones_like(x)], dim=1)
+    a, b = torch.linalg.lstsq(a_mat, y[:, None]).solution.flatten().tolist()
+    matched = _apply_luma(source, a, b)
+    ms = matched[:, valid].double().mean(dim=1)
+    mt = target[:, valid].double().mean(dim=1)
+    gains = (ms.mean() * mt / (mt.mean() * ms)).tolist()
+    return {"luma_a": a, "luma_b": b, "gains": gains, "kept_fraction": keep}
+
+
+def _apply_luma(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    ycc = rgb_to_ycbcr(x)
+    ycc = torch.cat([a * ycc[:1] + b, ycc[1:]], dim=0)
+    return ycbcr_to_rgb(ycc)
+
+
+def apply_colour_match(x: torch.Tensor, params: dict) -> torch.Tensor:
+    """Apply :func:`fit_colour_match`'s result to ``(3, H, W)``; clamps to [0, 1]."""
+    out = _apply_luma(x, params["luma_a"], params["luma_b"])
+    gains = out.new_tensor(params["gains"]).view(3, 1, 1)
+    return (out * gains).clamp(0, 1)

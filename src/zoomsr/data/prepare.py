@@ -1,0 +1,277 @@
+"""Real captures to a training/test sample: the wide shot's LR, the aligned tele GT and its Ref.
+
+For zoom ratio r (tele pixels per wide pixel over the same view), with k = round(r) the SR factor:
+1. the tele's footprint in the wide shot is found by SIFT matching and a RANSAC homography (phones'
+   tele views are not exactly centred: we crop where it really is);
+2. LR = the axis-aligned wide crop covering the tele's view;
+3. GT = the tele warped onto LR's geometry at k x LR's size (the homography), refined by dense
+   optical flow (OpenCV DIS, computed at reduced resolution, upsampled) and backward-warped;
+   pixels that have no tele source are masked and the invalid borders trimmed;
+4. the GT's brightness and white balance are matched to the LR (never the reverse), as the
+   SelfDZSR pre-processing does;
+5. Ref = the GT pixels of the centre 1/k of LR's view, at LR's pixel size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from zoomsr.errors import DataError, ZoomsrError
+from zoomsr.io import read_image, write_image
+from zoomsr.metrics.regions import centre_box
+from zoomsr.ops.color import apply_colour_match, fit_colour_match
+from zoomsr.ops.flow import dis_flow
+from zoomsr.ops.geometry import (
+    apply_homography,
+    homography_scale,
+    match_homography,
+    resize_long_side,
+    scale_homography,
+    to_gray_u8,
+)
+
+MIN_RATIO = 1.2
+MATCH_LONG_SIDE = 1600  # feature matching resolution
+FLOW_LONG_SIDE = 1024  # optical flow resolution (LR-sized images are downscaled to this)
+
+
+@dataclass
+class PreparedCapture:
+    lr: torch.Tensor  # (3, h, w)
+    gt: torch.Tensor  # (3, k h, k w)
+    ref: torch.Tensor  # (3, h, w)
+    mask: torch.Tensor  # (1, k h, k w), 1 = GT pixel has a tele source
+    meta: dict = field(default_factory=dict)
+    debug: torch.Tensor | None = None
+
+
+def exif_focal_ratio(wide_path: Path, tele_path: Path) -> float | None:
+    """Tele/wide ratio of the 35 mm-equivalent focal lengths (EXIF 41989), else of FocalLength."""
+    from PIL import Image as PILImage
+
+    def focal(path):
+        try:
+            with PILImage.open(path) as im:
+                exif = im.getexif().get_ifd(0x8769)
+        except Exception:
+            return None, None
+        return exif.get(41989), exif.get(37386)
+
+    (w35, wf), (t35, tf) = focal(wide_path), focal(tele_path)
+    if w35 and t35:
+        return float(t35) / float(w35)
+    if wf and tf:  # physical focal lengths: right only when both sensors are the same size
+        return float(tf) / float(wf)
+    return None
+
+
+def _rgb(path: Path) -> np.ndarray:
+    color = read_image(path).color
+    color = color.expand(3, -1, -1) if color.shape[0] == 1 else color
+    return np.ascontiguousarray(color.permute(1, 2, 0).numpy())
+
+
+def _tele_to_wide(wide: np.ndarray, tele: np.ndarray) -> tuple[np.ndarray, int]:
+    w_small, fw = resize_long_side(wide, MATCH_LONG_SIDE)
+    t_small, ft = resize_long_side(tele, MATCH_LONG_SIDE)
+    hom, inliers = match_homography(to_gray_u8(t_small), to_gray_u8(w_small))
+    return scale_homography(hom, ft, fw), inliers
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    d = (a - b) ** 2
+    mse = d[mask.astype(bool)].mean() if mask is not None else d.mean()
+    return float(10 * math.log10(1.0 / max(mse, 1e-12)))
+
+
+def _down(img: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(img, size_wh, interpolation=cv2.INTER_AREA)
+
+
+def _trim(mask_lr: np.ndarray, max_fraction: float = 0.25) -> tuple[int, int, int, int]:
+    """Margins (top, bottom, left, right) that leave no invalid pixel on the borders."""
+    h, w = mask_lr.shape
+    t, b, lft, r = 0, h, 0, w
+    for _ in range(h + w):
+        changed = False
+        if t < b and not mask_lr[t, lft:r].all() and t < h * max_fraction:
+            t, changed = t + 1, True
+        if b > t and not mask_lr[b - 1, lft:r].all() and h - b < h * max_fraction:
+            b, changed = b - 1, True
+        if lft < r and not mask_lr[t:b, lft].all() and lft < w * max_fraction:
+            lft, changed = lft + 1, True
+        if r > lft and not mask_lr[t:b, r - 1].all() and w - r < w * max_fraction:
+            r, changed = r - 1, True
+        if not changed:
+            break
+    return t, h - b, lft, w - r
+
+
+def prepare_capture(
+    wide_path: str | Path, tele_path: str | Path, ratio: str | float = "auto", debug: bool = False
+) -> PreparedCapture:
+    """Make (LR, GT, Ref, mask, meta) from a wide and a tele capture of the same scene."""
+    wide_path, tele_path = Path(wide_path), Path(tele_path)
+    wide, tele = _rgb(wide_path), _rgb(tele_path)
+    hom_tw, inliers = _tele_to_wide(wide, tele)
+    th, tw = tele.shape[:2]
+    wh, ww = wide.shape[:2]
+    centre_w = apply_homography(hom_tw, np.array([[tw / 2 - 0.5, th / 2 - 0.5]]))[0]
+    # Tele pixels per wide pixel at the tele's centre, and the zoom ratio of the two views.
+    sampling = 1.0 / homography_scale(hom_tw, (tw / 2, th / 2))
+    estimated = sampling * ww / tw
+    exif = exif_focal_ratio(wide_path, tele_path)
+    if estimated < 1.0:
+        raise DataError(
+            f"the tele image shows a wider view than the wide image (ratio {estimated:.2f}); swap --wide and --tele"
+        )
+    if ratio == "auto":
+        r = estimated
+    elif ratio == "exif":
+        if exif is None:
+            raise ZoomsrError(
+                f"no focal lengths in the EXIF of '{wide_path.name}' and '{tele_path.name}'; use --ratio auto"
+            )
+        r = exif
+    else:
+        r = float(ratio)
+    if r < MIN_RATIO or estimated < MIN_RATIO:
+        raise DataError(
+            f"zoom ratio {min(r, estimated):.2f} is below {MIN_RATIO}: too little zoom to learn from"
+        )
+    k = round(r)
+
+    # LR: the wide crop over the tele's view (its size set by the measured sampling).
+    h, w = round(th / sampling), round(tw / sampling)
+    top, left = round(centre_w[1] + 0.5 - h / 2), round(centre_w[0] + 0.5 - w / 2)
+    outside = max(-top, -left, top + h - wh, left + w - ww, 0)
+    if outside > 0.1 * min(h, w):
+        raise DataError("the tele view is not inside the wide view (no usable overlap)")
+    top, left = min(max(top, 0), wh - h), min(max(left, 0), ww - w)
+    h, w = min(h, wh - top), min(w, ww - left)
+
+    # GT pixel (X, Y) -> LR (X + 0.5)/k - 0.5 -> wide (+ left, top) -> tele (inverse homography).
+    gt_to_wide = np.array(
+        [[1 / k, 0, 0.5 / k - 0.5 + left], [0, 1 / k, 0.5 / k - 0.5 + top], [0, 0, 1]],
+        dtype=np.float64,
+    )
+    gt_to_tele = np.linalg.inv(hom_tw) @ gt_to_wide
+    pre = min(1.0, k / sampling)
+    if pre < 0.8:  # shrinking the tele a lot: area-filter first rather than alias
+        tele = cv2.resize(tele, (round(tw * pre), round(th * pre)), interpolation=cv2.INTER_AREA)
+        gt_to_tele = (
+            np.array([[pre, 0, 0.5 * pre - 0.5], [0, pre, 0.5 * pre - 0.5], [0, 0, 1]]) @ gt_to_tele
+        )
+    size = (k * w, k * h)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    gt = cv2.warpPerspective(tele, gt_to_tele, size, flags=flags, borderValue=0)
+    valid = cv2.warpPerspective(np.ones(tele.shape[:2], np.float32), gt_to_tele, size, flags=flags)
+    del tele
+    lr = np.ascontiguousarray(wide[top : top + h, left : left + w])
+
+    # Naive baseline for the record: the centred crop by the ratio, tele simply resized.
+    nh, nw = round(wh / r), round(ww / r)
+    naive_lr = wide[(wh - nh) // 2 : (wh - nh) // 2 + nh, (ww - nw) // 2 : (ww - nw) // 2 + nw]
+    psnr_before = _psnr(naive_lr, _down(_rgb(tele_path), (nw, nh)))
+    del wide
+
+    # Dense refinement at reduced resolution: flow that brings GT (downscaled to LR) onto LR.
+    gt_small = _down(gt, (w, h))
+    psnr_homography = _psnr(lr, gt_small, _down(valid, (w, h)) > 0.999)
+    fsmall = min(1.0, FLOW_LONG_SIDE / max(h, w))
+    fs = (max(8, round(w * fsmall)), max(8, round(h * fsmall)))
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(_down(a, fs))).permute(2, 0, 1)  # noqa: E731
+    flow = dis_flow(to_t(lr), to_t(gt_small)).permute(1, 2, 0).numpy()
+    flow_gt = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR) * np.array(
+        [size[0] / fs[0], size[1] / fs[1]], dtype=np.float32
+    )
+    grid_x, grid_y = np.meshgrid(
+        np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32)
+    )
+    map_x, map_y = grid_x + flow_gt[..., 0], grid_y + flow_gt[..., 1]
+    del flow_gt, grid_x, grid_y
+    gt = cv2.remap(gt, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
+    valid = cv2.remap(valid, map_x, map_y, cv2.INTER_LINEAR, borderValue=0) > 0.999
+    del map_x, map_y
+
+    # Trim the borders that have invalid GT pixels (in whole LR pixels).
+    valid_lr = cv2.resize(valid.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA) == 1
+    mt, mb, ml, mr = _trim(valid_lr)
+    lr = lr[mt : h - mb, ml : w - mr]
+    gt = gt[k * mt : k * (h - mb), k * ml : k * (w - mr)]
+    valid = valid[k * mt : k * (h - mb), k * ml : k * (w - mr)]
+    h, w = lr.shape[:2]
+
+    # Colour: the GT is matched to the LR, never the reverse.
+    lr_t = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)
+    gt_small = torch.from_numpy(_down(gt, (w, h))).permute(2, 0, 1)
+    valid_small = torch.from_numpy(
+        cv2.resize(valid.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA) == 1
+    )
+    colour = fit_colour_match(gt_small, lr_t, valid_small)
+    gt_t = apply_colour_match(torch.from_numpy(gt).permute(2, 0, 1), colour)
+    del gt
+    gt_small = apply_colour_match(gt_small, colour)
+    psnr_after = _psnr(lr_t.numpy(), gt_small.numpy(), valid_small.numpy()[None].repeat(3, 0))
+
+    box = centre_box(h, w, k)
+    ref = gt_t[
+        :, k * box.top : k * (box.top + box.height), k * box.left : k * (box.left + box.width)
+    ]
+    meta = {
+        "ratio": k,
+        "refs": [k],
+        "estimated_ratio": round(estimated, 4),
+        "exif_ratio": round(exif, 4) if exif else None,
+        "ratio_used": round(r, 4),
+        "wide": wide_path.name,
+        "tele": tele_path.name,
+        "lr_box_in_wide": [top + mt, top + h + mt, left + ml, left + w + ml],
+        "box_format": "[top, bottom, left, right) in pixels",
+        "ref_boxes": {"Ref": [box.top, box.top + box.height, box.left, box.left + box.width]},
+        "homography_tele_to_wide": np.round(hom_tw, 8).tolist(),
+        "inliers": inliers,
+        "trimmed_lr_px": [mt, mb, ml, mr],
+        "colour": {
+            k_: (round(v, 6) if isinstance(v, float) else [round(g, 6) for g in v])
+            for k_, v in colour.items()
+        },
+        "psnr_lr_vs_gt_down": {
+            "naive_centre_crop": round(psnr_before, 3),
+            "homography": round(psnr_homography, 3),
+            "aligned": round(psnr_after, 3),
+        },
+        "valid_fraction": round(float(valid.mean()), 4),
+    }
+    dbg = None
+    if debug:
+        diff = ((lr_t - gt_small).abs() * 4).clamp(0, 1)
+        dbg = torch.cat([lr_t, gt_small, diff], dim=-1)
+    mask = torch.from_numpy(valid.astype(np.float32))[None]
+    return PreparedCapture(lr_t.contiguous(), gt_t.contiguous(), ref.contiguous(), mask, meta, dbg)
+
+
+def write_prepared(sample: PreparedCapture, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write LR/GT/Ref/mask PNGs and meta.json (the layout zoom datasets read)."""
+    from zoomsr.data.zoom import write_zoom_sample
+
+    out = Path(out_dir)
+    if (out / "LR.png").exists() and not overwrite:
+        raise ZoomsrError(f"'{out}' already holds a sample; pass --overwrite to replace it")
+    write_image(out / "mask.png", sample.mask, overwrite=True)
+    if sample.debug is not None:
+        dbg = sample.debug
+        factor = min(1.0, 3072 / dbg.shape[-1])
+        if factor < 1:
+            dbg = torch.nn.functional.interpolate(dbg[None], scale_factor=factor, mode="area")[0]
+        write_image(out / "debug.png", dbg, overwrite=True)
+    # meta.json last (inside write_zoom_sample): a folder with meta.json is complete.
+    return write_zoom_sample(
+        out, {"LR": sample.lr, "GT": sample.gt, "Ref": sample.ref}, sample.meta
+    )
