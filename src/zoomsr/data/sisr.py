@@ -69,7 +69,7 @@ def _zoom_pairs(root: Path, scale: int) -> list[EvalPair] | None:
     for folder in folders:
         meta = folder / "meta.json"
         ratio = json.loads(meta.read_text()).get("ratio") if meta.is_file() else None
-        if ratio is not None and int(round(float(ratio))) != scale:
+        if ratio is not None and round(float(ratio)) != scale:
             raise DataError(
                 f"'{folder.name}' is a x{ratio} zoom sample; evaluate it with --scale {ratio}"
             )
