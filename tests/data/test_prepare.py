@@ -40,7 +40,7 @@ def test_prepare_real_pair_finds_ratio_and_aligns(iphone_small):
     assert sample.gt.shape[-2:] == (2 * h, 2 * w) and sample.mask.shape[-2:] == (2 * h, 2 * w)
     box = centre_box(h, w, 2)
     assert torch.equal(
-        sample.ref,
+        sample.refs["Ref"],
         sample.gt[
             :, 2 * box.top : 2 * (box.top + box.height), 2 * box.left : 2 * (box.left + box.width)
         ],
@@ -90,6 +90,32 @@ def test_colour_match_recovers_gain_and_offset():
     assert (apply_colour_match(source, params) - target).abs().mean() < 0.3 * before
     assert params["luma_a"] == pytest.approx(1.1, abs=0.05)
     assert not np.isnan(params["luma_a"])
+
+
+def test_prepare_triple_with_a_middle_camera(iphone_small, tmp_path):
+    # A x4 "tele" made from the real tele: its centre half, upsampled 2x (the real tele plays the middle camera).
+    wide, tele = iphone_small
+    t = read_image(tele).color
+    h, w = t.shape[-2:]
+    centre = t[:, h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2]
+    tele4 = write_image(
+        tmp_path / "tele4.png",
+        torch.nn.functional.interpolate(centre[None], scale_factor=2, mode="bicubic")[0].clamp(
+            0, 1
+        ),
+    )
+    sample = prepare_capture(wide, tele4, "auto", mid_path=tele)
+    lh, lw = sample.lr.shape[-2:]
+    assert sample.meta["ratio"] == 4 and sample.meta["refs"] == [2, 4]
+    assert sample.views["View2x"].shape[-2:] == (2 * lh, 2 * lw)
+    assert set(sample.refs) == {"Ref2x", "Ref4x"} and all(
+        r.shape[-2:] == (lh, lw) for r in sample.refs.values()
+    )
+    from zoomsr.data.prepare import write_prepared
+    from zoomsr.data.zoom import read_zoom_sample
+
+    loaded = read_zoom_sample(write_prepared(sample, tmp_path / "triple"))
+    assert loaded.refs == (2, 4) and tuple(loaded.views[2].shape[-2:]) == (2 * lh, 2 * lw)
 
 
 @pytest.mark.slow

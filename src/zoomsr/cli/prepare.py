@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--tele", required=True, help="telephoto capture (or a folder with the same names)"
     )
+    p.add_argument("--mid", help="middle camera capture for a triple sample (or a folder)")
     p.add_argument(
         "--ratio", default="auto", help="auto (feature matching, default), exif, or a number"
     )
@@ -58,21 +59,23 @@ def run(args) -> int:
     wide, tele, out = Path(args.wide), Path(args.tele), Path(args.output)
     if wide.is_dir() != tele.is_dir():
         raise ZoomsrError("--wide and --tele must both be files or both be folders")
+    mid = Path(args.mid) if args.mid else None
     if wide.is_dir():
         teles = {p.stem: p for p in list_images(tele)}
-        jobs = [(w, teles.get(w.stem), out / w.stem) for w in list_images(wide)]
-        missing = [w.name for w, t, _ in jobs if t is None]
+        mids = {p.stem: p for p in list_images(mid)} if mid else {}
+        jobs = [(w, teles.get(w.stem), mids.get(w.stem), out / w.stem) for w in list_images(wide)]
+        missing = [w.name for w, t, m, _ in jobs if t is None or (mid and m is None)]
         if missing:
-            raise ZoomsrError(f"no tele capture named like {', '.join(missing[:3])} in '{tele}'")
+            raise ZoomsrError(f"no tele (or mid) capture named like {', '.join(missing[:3])}")
     else:
-        jobs = [(wide, tele, out)]
-    for w, t, dst in jobs:
-        sample = prepare_capture(w, t, ratio, debug=args.debug)
+        jobs = [(wide, tele, mid, out)]
+    for w, t, m, dst in jobs:
+        sample = prepare_capture(w, t, ratio, debug=args.debug, mid_path=m)
         write_prepared(sample, dst, overwrite=args.overwrite)
-        m = sample.meta
-        p = m["psnr_lr_vs_gt_down"]
+        meta = sample.meta
+        p = meta["psnr_lr_vs_gt_down"]
         print(
-            f"{dst}: ratio x{m['ratio']} (estimated {m['estimated_ratio']}, EXIF {m['exif_ratio']}), "
+            f"{dst}: ratio x{meta['ratio']} (estimated {meta['estimated_ratio']}, EXIF {meta['exif_ratio']}), "
             f"LR {sample.lr.shape[-1]}x{sample.lr.shape[-2]}, alignment PSNR {p['naive_centre_crop']:.2f} -> "
             f"{p['aligned']:.2f} dB"
         )
