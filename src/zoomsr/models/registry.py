@@ -20,6 +20,7 @@ _MODEL_MODULES = (
     "zoomsr.models.sisr.postup",
     "zoomsr.models.sisr.edsr",
     "zoomsr.models.sisr.rcan",
+    "zoomsr.models.zoom.selfdzsr",
     "zoomsr.models.zoo",
 )
 
