@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from zoomsr.atomic import atomic_write
 from zoomsr.errors import ImageReadError, ImageWriteError, ZoomsrError
 from zoomsr.ops.color import to_gray
 
@@ -387,7 +387,7 @@ def write_image(
         raise ImageWriteError(f"cannot write '{path}': is a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, save)
+        atomic_write(path, save)
     except OSError as err:
         raise ImageWriteError(f"cannot write '{path}': {err.strerror or err}") from err
     return path
@@ -448,27 +448,6 @@ def _encoder(fmt: str, arr: np.ndarray, icc: bytes | None, quality: int) -> Call
         buf.tofile(tmp)
 
     return save_png16
-
-
-def _atomic_write(path: Path, save: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it over ``path``: readers
-    never see half a file, and a failed write leaves nothing behind. The temporary name keeps the
-    extension and starts with a dot (list_images skips it)."""
-    for _ in range(100):
-        tmp = path.with_name(f".{path.stem}.tmp{secrets.token_hex(4)}{path.suffix}")
-        try:  # exclusive create; 0o666 lets the umask give the usual permissions
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise OSError(f"no free temporary name next to '{path}'")
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _same_file(a: Path, b: Path) -> bool:

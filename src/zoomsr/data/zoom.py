@@ -24,14 +24,13 @@ workers share them and no file stays open.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from zoomsr.atomic import write_json
 from zoomsr.data.sisr import random_dihedral
 from zoomsr.errors import DataError
 from zoomsr.io import read_image, write_image
@@ -45,22 +44,12 @@ META_FILE = "meta.json"
 # --------------------------------------------------------------------------- folders on disk
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{secrets.token_hex(4)}")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_zoom_sample(folder: str | Path, images: dict[str, torch.Tensor], meta: dict) -> Path:
     """Write ``{stem: (3, H, W) image}`` as ``stem.png`` (8-bit, atomic) plus ``meta.json``."""
     folder = Path(folder)
     for stem, image in images.items():
         write_image(folder / f"{stem}.png", image)
-    _write_json_atomic(folder / META_FILE, meta)
+    write_json(folder / META_FILE, meta)
     return folder
 
 

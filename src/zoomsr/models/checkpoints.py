@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from zoomsr import __version__
+from zoomsr.atomic import atomic_write
 from zoomsr.errors import ZoomsrError
 
 FORMAT = "zoomsr-model"
@@ -35,15 +34,7 @@ def save_weights(model: nn.Module, path: str | Path, extra: dict | None = None) 
         **{k: str(v) for k, v in (extra or {}).items()},
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda p: save_file(state, str(p), metadata=meta))
     return path
 
 

@@ -101,3 +101,23 @@ class LumaModel(nn.Module):
         y = self.forward_y(ycc[:, :1])
         cbcr = imresize(ycc[:, 1:], self.scale)
         return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+
+
+class MeanShiftFrame(nn.Module):
+    """EDSR-PyTorch's frame: x rgb_range, subtract the mean, head, body + global skip, tail, add
+    the mean, / rgb_range. Subclasses build ``head``, ``body`` and ``tail``. Working on 0..255
+    inside keeps official checkpoints exact; callers still see [0, 1]."""
+
+    in_channels = 3
+
+    def __init__(self, scale: int, rgb_range: float = 255.0):
+        super().__init__()
+        self.scale = scale
+        self.rgb_range = rgb_range
+        self.sub_mean = MeanShift(rgb_range, sign=-1)
+        self.add_mean = MeanShift(rgb_range, sign=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.sub_mean(x * self.rgb_range))
+        x = self.body(x) + x
+        return self.add_mean(self.tail(x)) / self.rgb_range

@@ -7,25 +7,16 @@ written atomically, ``state.pt`` last, so a kill at any moment leaves a consiste
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from zoomsr.atomic import atomic_write
 from zoomsr.errors import ZoomsrError
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda p: torch.save(obj, p))
 
 
 def rng_state() -> dict:

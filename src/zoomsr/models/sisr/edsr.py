@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoomsr.models.layers import MeanShift, ResBlock, Upsampler, conv
+from zoomsr.models.layers import MeanShiftFrame, ResBlock, Upsampler, conv
 from zoomsr.models.registry import ModelSpec, register
 
 
-class EDSR(nn.Module):
-    in_channels = 3
-
+class EDSR(MeanShiftFrame):
     def __init__(
         self,
         scale: int = 4,
@@ -23,23 +21,13 @@ class EDSR(nn.Module):
         res_scale: float = 1.0,
         rgb_range: float = 255.0,
     ):
-        super().__init__()
-        self.scale = scale
-        self.rgb_range = rgb_range
-        self.sub_mean = MeanShift(rgb_range, sign=-1)
+        super().__init__(scale, rgb_range)
         self.head = nn.Sequential(conv(3, n_feats, 3))
         self.body = nn.Sequential(
             *[ResBlock(n_feats, 3, res_scale) for _ in range(n_resblocks)],
             conv(n_feats, n_feats, 3),
         )
         self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-        self.add_mean = MeanShift(rgb_range, sign=1)
-
-    def forward(self, x):
-        x = self.sub_mean(x * self.rgb_range)
-        x = self.head(x)
-        x = self.body(x) + x
-        return self.add_mean(self.tail(x)) / self.rgb_range
 
 
 register(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoomsr.models.layers import ChannelAttention, MeanShift, Upsampler, conv
+from zoomsr.models.layers import ChannelAttention, MeanShiftFrame, Upsampler, conv
 from zoomsr.models.registry import ModelSpec, register
 
 
@@ -35,9 +35,7 @@ class ResidualGroup(nn.Module):
         return self.body(x) + x
 
 
-class RCAN(nn.Module):
-    in_channels = 3
-
+class RCAN(MeanShiftFrame):
     def __init__(
         self,
         scale: int = 4,
@@ -47,23 +45,13 @@ class RCAN(nn.Module):
         reduction: int = 16,
         rgb_range: float = 255.0,
     ):
-        super().__init__()
-        self.scale = scale
-        self.rgb_range = rgb_range
-        self.sub_mean = MeanShift(rgb_range, sign=-1)
-        self.add_mean = MeanShift(rgb_range, sign=1)
+        super().__init__(scale, rgb_range)
         self.head = nn.Sequential(conv(3, n_feats, 3))
         self.body = nn.Sequential(
             *[ResidualGroup(n_feats, reduction, n_resblocks) for _ in range(n_resgroups)],
             conv(n_feats, n_feats, 3),
         )
         self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-
-    def forward(self, x):
-        x = self.sub_mean(x * self.rgb_range)
-        x = self.head(x)
-        x = self.body(x) + x
-        return self.add_mean(self.tail(x)) / self.rgb_range
 
 
 register(

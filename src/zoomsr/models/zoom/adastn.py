@@ -98,4 +98,3 @@ class AdaSTN(nn.Module):
     def forward_centre_deform(self, x: torch.Tensor) -> torch.Tensor:
         """P = 0 through the deformable conv, the reference for :meth:`forward_centre`."""
         return self.act(self.sampler(x, centre_offsets(x)))
-

@@ -61,7 +61,9 @@ class AuxLRGenerator(nn.Module):
         """The spatial conv weights (7x7, 5x5, 3x3) whose centroids the centroid loss pins."""
         return [self.spatial[i].weight for i in (0, 2, 4)]
 
-    def forward(self, gt: torch.Tensor, lr: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, gt: torch.Tensor, lr: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         s = self.scale
         if gt.shape[-2] != s * lr.shape[-2] or gt.shape[-1] != s * lr.shape[-1]:
             raise ValueError(f"GT {tuple(gt.shape)} must be {s}x the LR {tuple(lr.shape)}")

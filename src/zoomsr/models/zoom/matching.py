@@ -9,6 +9,7 @@ footprint lies in the LR, its features are pasted directly (:class:`RefPatchHead
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -35,7 +36,7 @@ def _vgg16_branch() -> nn.Sequential:
         layers[name] = nn.Conv2d(cin, cout, 3, padding=1)
         if name != "conv3_1":  # features are taken before relu3_1
             layers["relu" + name[4:]] = nn.ReLU(inplace=True)
-    return nn.Sequential(layers)
+    return nn.Sequential(OrderedDict(layers))
 
 
 class StudentExtractor(nn.Module):
@@ -66,7 +67,9 @@ class StudentExtractor(nn.Module):
 
     def _run(self, branch: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         y = branch((x - self.mean) / self.std)
-        return F.interpolate(y, scale_factor=1 / FEATURE_STRIDE, mode="bilinear", align_corners=True)
+        return F.interpolate(
+            y, scale_factor=1 / FEATURE_STRIDE, mode="bilinear", align_corners=True
+        )
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._run(self.lr_branch, lr), self._run(self.ref_branch, ref)
@@ -83,7 +86,7 @@ def match_patches(
     LR rows and Ref patches so no temporary exceeds about ``max_elements`` floats; a later Ref
     chunk wins only with a strictly greater score. Cost stays quadratic in the image area.
     """
-    c, h, w = f_in.shape
+    _, h, w = f_in.shape
     f_in = F.normalize(f_in, dim=0)
     f_ref = F.normalize(f_ref, dim=0)
     patches = F.unfold(f_ref[None], 3)[0].t()  # n x 9C, channel-major like a conv weight
@@ -134,12 +137,17 @@ def correspondence_offsets(
 ) -> torch.Tensor:
     """N x 18 x h x w offsets in feature pixels from LR and Ref features of the same size."""
     if f_in.shape != f_ref.shape:
-        raise ValueError(f"LR and Ref features must have the same shape: {f_in.shape} vs {f_ref.shape}")
+        raise ValueError(
+            f"LR and Ref features must have the same shape: {f_in.shape} vs {f_ref.shape}"
+        )
     _, _, h, w = f_in.shape
     if h < 3 or w < 3:
         raise ValueError(f"features of {h}x{w} are too small for 3x3 matching (images below 12 px)")
     return torch.stack(
-        [index_to_offsets(match_patches(a, b, max_elements), h, w) for a, b in zip(f_in, f_ref)]
+        [
+            index_to_offsets(match_patches(a, b, max_elements), h, w)
+            for a, b in zip(f_in, f_ref, strict=True)
+        ]
     )
 
 

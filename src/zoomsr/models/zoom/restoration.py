@@ -40,7 +40,9 @@ class ModulatedResBlock(nn.Module):
         )
         # 1x1 convs act on the N x C x 1 x 1 modulation vector; no sigmoid (official behaviour).
         self.mlp = nn.Sequential(
-            nn.Conv2d(n_feats, mlp_feats, 1), nn.ReLU(inplace=True), nn.Conv2d(mlp_feats, n_feats, 1)
+            nn.Conv2d(n_feats, mlp_feats, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mlp_feats, n_feats, 1),
         )
 
     def forward(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -65,7 +67,9 @@ class ModulationEncoder(nn.Module):
         layers.append(nn.AdaptiveAvgPool2d(1))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, lr_centre: torch.Tensor, ref: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, lr_centre: torch.Tensor, ref: torch.Tensor, fused: torch.Tensor
+    ) -> torch.Tensor:
         size = ref.shape[-2:]
         up = F.interpolate(lr_centre, size=size, mode="bilinear", align_corners=True)
         e = self.image_head(torch.cat([self.shift(up), self.shift(ref)], dim=1))

@@ -1,0 +1,17 @@
+"""Reference-based SR from several zooms: SelfDZSR and its building blocks."""
+
+from zoomsr.models.zoom.adastn import AdaSTN
+from zoomsr.models.zoom.auxlr import AuxLRGenerator
+from zoomsr.models.zoom.matching import StudentExtractor, correspondence_offsets
+from zoomsr.models.zoom.restoration import Restoration, RGBMeanShift
+from zoomsr.models.zoom.selfdzsr import SelfDZSR
+
+__all__ = [
+    "AdaSTN",
+    "AuxLRGenerator",
+    "RGBMeanShift",
+    "Restoration",
+    "SelfDZSR",
+    "StudentExtractor",
+    "correspondence_offsets",
+]
