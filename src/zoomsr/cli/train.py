@@ -10,6 +10,9 @@ examples:
   zoomsr train configs/sisr/edsr_baseline_x2.yaml --set optim.lr=2e-4 --set run.steps=500
   zoomsr train configs/sisr/edsr_baseline_x2.yaml --resume            # continue exactly
   zoomsr train configs/sisr/edsr_baseline_x4.yaml --init runs/x2/best.safetensors
+  zoomsr train configs/zoom/selfdzsr_x4.yaml --stage auxlr --out runs/selfdzsr_x4_auxlr
+  zoomsr train configs/zoom/selfdzsr_x4.yaml \
+      --set zoom.auxlr_init=runs/selfdzsr_x4_auxlr/auxlr.safetensors
 Paths in configs may use ${oc.env:ZOOMSR_SHARED,../shared}.
 """
 
@@ -40,6 +43,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder (overrides run.out)")
     p.add_argument("--steps", type=int, help="total steps (overrides run.steps)")
     p.add_argument("--device", help="cpu, cuda or auto (overrides run.device)")
+    p.add_argument(
+        "--stage",
+        choices=("auxlr", "joint"),
+        help="zoom models: pre-train the aux-LR generator alone, or train jointly (zoom.stage)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -54,6 +62,7 @@ def run(args) -> int:
         ("run.out", args.out),
         ("run.steps", args.steps),
         ("run.device", args.device),
+        ("zoom.stage", args.stage),
     ):
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -61,5 +70,6 @@ def run(args) -> int:
     summary = Trainer(cfg, resume=args.resume, quiet=args.quiet).fit()
     best = summary.get("best_psnr")
     best_text = f", best val PSNR {best:.3f}" if best is not None and best > float("-inf") else ""
-    print(f"done: step {summary['step']}{best_text}; weights in {cfg.run.out}/last.safetensors")
+    weights = ", ".join(summary.get("weights") or [f"{cfg.run.out}/last.safetensors"])
+    print(f"done: step {summary['step']}{best_text}; weights in {weights}")
     return 0

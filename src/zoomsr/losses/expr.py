@@ -1,6 +1,7 @@
 """Loss expressions as EDSR-PyTorch users type them: ``"1*L1+0.001*TV"``, ``"1*L1+0.006*VGG54+0.001*GAN"``.
 
-Terms: L1, MSE, Charbonnier, TV, Cycle, VGGij (VGG19 relu{i}_{j}; e.g. VGG22, VGG54) and GAN.
+Terms: L1, MSE, Charbonnier, TV, Cycle, VGGij (VGG19 relu{i}_{j}; e.g. VGG22, VGG54), GAN and
+SW (SelfDZSR's sliced Wasserstein on VGG19 relu3_2/4_2/5_2, weights 1/1/2: ``1*L1+0.08*SW``).
 Every term is logged on its own.
 """
 
@@ -13,6 +14,43 @@ from torch import nn
 
 from zoomsr.errors import ZoomsrError
 from zoomsr.losses.pixel import L1, MSE, TV, Charbonnier, Cycle
+
+# Offline, the SW term runs on the Oxford/Caffe VGG19 (torchvision's VGG19 is not installable
+# here). Its activations are far larger than torchvision's, so each tap is divided by the ratio
+# of mean |activation| measured against torchvision VGG16 (same ImageNet recipe as torchvision
+# VGG19) on 192-px crops of six shared photos; this keeps the paper's 0.08 weight meaningful.
+CAFFE_SW_SCALES = {"relu3_2": 130.0, "relu4_2": 430.0, "relu5_2": 46.0}
+
+
+class ScaledFeatures(nn.Module):
+    """A feature extractor whose taps are divided by fixed per-layer scales."""
+
+    def __init__(self, extractor: nn.Module, scales: dict[str, float]):
+        super().__init__()
+        self.extractor = extractor
+        self.scales = dict(scales)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v / self.scales.get(k, 1.0) for k, v in self.extractor(x).items()}
+
+
+def sliced_wasserstein_term(
+    backbone: str = "vgg19_caffe", feature_scales: list[float] | None = None, seed: int = 0
+) -> nn.Module:
+    """The SW term at unit weight (the expression's weight is the paper's λ = 0.08)."""
+    from zoomsr.backbones import FeatureExtractor
+    from zoomsr.losses.sliced_wasserstein import SlicedWassersteinLoss
+
+    layers = ("relu3_2", "relu4_2", "relu5_2")
+    if feature_scales is None:
+        feature_scales = [CAFFE_SW_SCALES[k] if backbone == "vgg19_caffe" else 1.0 for k in layers]
+    if len(feature_scales) != len(layers):
+        raise ZoomsrError(f"SW needs {len(layers)} feature scales ({', '.join(layers)})")
+    extractor = ScaledFeatures(
+        FeatureExtractor(backbone, layers), dict(zip(layers, feature_scales, strict=True))
+    )
+    return SlicedWassersteinLoss(layers, scale=1.0, seed=seed, extractor=extractor)
+
 
 _SIMPLE = {"L1": L1, "MSE": MSE, "CHARBONNIER": Charbonnier, "TV": TV, "CYCLE": Cycle}
 _TERM = re.compile(r"^\s*(?:([0-9.eE+-]+)\s*\*\s*)?([A-Za-z][A-Za-z0-9_]*)\s*$")
@@ -36,9 +74,14 @@ def parse_loss(expr: str) -> list[tuple[float, str]]:
 
 
 def build_term(
-    name: str, perceptual: dict | None = None, adversarial: nn.Module | None = None
+    name: str,
+    perceptual: dict | None = None,
+    adversarial: nn.Module | None = None,
+    sliced_wasserstein: dict | None = None,
 ) -> nn.Module:
     key = name.upper()
+    if key == "SW":
+        return sliced_wasserstein_term(**(sliced_wasserstein or {}))
     if key in _SIMPLE:
         return _SIMPLE[key]()
     if m := re.fullmatch(r"VGG(\d)(\d)", key):
@@ -49,7 +92,7 @@ def build_term(
         if adversarial is None:
             raise ZoomsrError("the GAN loss term needs a discriminator (set gan.* in the config)")
         return adversarial
-    valid = ", ".join([*_SIMPLE, "VGGij", "GAN"])
+    valid = ", ".join([*_SIMPLE, "VGGij", "GAN", "SW"])
     raise ZoomsrError(f"unknown loss term '{name}'; use {valid}")
 
 
@@ -57,13 +100,27 @@ class CompositeLoss(nn.Module):
     """Weighted sum of terms; ``forward`` returns the total and each weighted term."""
 
     def __init__(
-        self, expr: str, perceptual: dict | None = None, adversarial: nn.Module | None = None
+        self,
+        expr: str,
+        perceptual: dict | None = None,
+        adversarial: nn.Module | None = None,
+        sliced_wasserstein: dict | None = None,
     ):
         super().__init__()
         parsed = parse_loss(expr)
         self.names = [name for _, name in parsed]
         self.weights = [w for w, _ in parsed]
-        self.terms = nn.ModuleList(build_term(n, perceptual, adversarial) for n in self.names)
+        self.terms = nn.ModuleList(
+            build_term(n, perceptual, adversarial, sliced_wasserstein) for n in self.names
+        )
+
+    def generators(self) -> list[torch.Generator]:
+        """The random streams of the terms (SW projections), for exact resumption."""
+        return [
+            m.generator
+            for m in self.modules()
+            if isinstance(getattr(m, "generator", None), torch.Generator)
+        ]
 
     @property
     def uses_gan(self) -> bool:

@@ -31,11 +31,13 @@ class TrainDataCfg:
     patch: int = 96  # HR patch size (a multiple of the scale)
     degradation: str = "bicubic"  # how LR is made from HR
     preload: bool = True
+    zoom: list[str] = field(default_factory=list)  # zoom models: folders of zoom samples
+    lr_patch: int = 48  # zoom models: LR patch side (GT patch is ratio x this)
 
 
 @dataclass
 class ValDataCfg:
-    path: str | None = None  # a benchmark folder (see zoomsr eval)
+    path: str | None = None  # a benchmark folder (see zoomsr eval); zoom: a folder of samples
     every: int = 500  # steps between validations
     max_images: int = 0  # 0: all
 
@@ -76,6 +78,23 @@ class GanCfg:
 
 
 @dataclass
+class ZoomCfg:
+    """Zoom (reference-based) models; SelfDZSR's recipe (reference §2.5, §4, §5)."""
+
+    stage: str = "joint"  # auxlr: pre-train the aux-LR generator alone | joint: SR net + generator
+    student: str | None = None  # frozen matcher: official Student_model_*.pth (or run.init)
+    auxlr_init: str | None = None  # generator: auxlr.safetensors of a run, or KernelGen_model_*.pth
+    auxlr_lr: float = 5e-5  # generator Adam lr (the SR net's is optim.lr); same schedule
+    auxlr_feats: int = 64
+    centroid_weight: float = 100.0  # λ_c of the position-preserving loss
+    noise_sigma: list[int] = field(default_factory=lambda: [5, 30])  # Gaussian σ of 255, inclusive
+    jpeg_quality: list[int] = field(default_factory=lambda: [60, 95])  # inclusive
+    sw_backbone: str = "vgg19_caffe"  # SW loss features; vgg19 = torchvision's (local file)
+    sw_feature_scales: list[float] | None = None  # per-tap divisors; None: calibrated defaults
+    val_pad: int = 8  # whole-image validation: LR edge-padded to a multiple of this
+
+
+@dataclass
 class RunCfg:
     steps: int = 1000
     seed: int = 0
@@ -96,6 +115,7 @@ class TrainConfig:
     optim: OptimCfg = field(default_factory=OptimCfg)
     schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
     gan: GanCfg = field(default_factory=GanCfg)
+    zoom: ZoomCfg = field(default_factory=ZoomCfg)
     run: RunCfg = field(default_factory=RunCfg)
 
 

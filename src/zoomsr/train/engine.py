@@ -11,19 +11,13 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from zoomsr.data.sisr import (
-    SISRPairedSet,
-    SISRTrainSet,
-    StepSampler,
-    load_training_images,
-    load_training_pairs,
-)
+from zoomsr.data.sisr import StepSampler
 from zoomsr.errors import ZoomsrError
-from zoomsr.losses.expr import CompositeLoss
 from zoomsr.models.checkpoints import read_weights, save_weights
 from zoomsr.models.registry import load_model
 from zoomsr.train.checkpoint import atomic_torch_save, load_state, rng_state, set_rng_state
 from zoomsr.train.config import TrainConfig, to_yaml
+from zoomsr.train.tasks import make_task
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,7 +58,11 @@ def load_init_weights(model: torch.nn.Module, path: str, log: Callable[[str], No
 
 
 class Trainer:
-    """Trains ``cfg.model`` on ``cfg.data`` with ``cfg.loss``; resumable from its run folder."""
+    """Trains ``cfg.model`` on ``cfg.data`` with ``cfg.loss``; resumable from its run folder.
+
+    What differs per model family (data, forward and loss, extra networks, validation) lives in
+    a :class:`~zoomsr.train.tasks.Task`; this class is the loop around it.
+    """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, quiet: bool = False, log=print):
         self.cfg = cfg
@@ -75,8 +73,7 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
 
         self.model = load_model(cfg.model.name, cfg.model.scale, self.device, **cfg.model.config)
-        if getattr(self.model, "task", "sisr") != "sisr":
-            raise ZoomsrError(f"model '{cfg.model.name}' is not trained by the SISR recipe")
+        self.task = make_task(cfg, self.model, self.device, resume)
         if cfg.run.init and not resume:
             load_init_weights(self.model, cfg.run.init, log)
         self.model.train()
@@ -86,38 +83,20 @@ class Trainer:
             else None
         )
 
-        self.discriminator = None
-        adversarial = None
-        if "GAN" in cfg.loss.upper():
-            from zoomsr.losses.gan import DISCRIMINATORS, Adversarial
-
-            if cfg.gan.discriminator not in DISCRIMINATORS:
-                raise ZoomsrError(
-                    f"unknown discriminator '{cfg.gan.discriminator}'; use vgg or patch"
-                )
-            self.discriminator = DISCRIMINATORS[cfg.gan.discriminator]().to(self.device).train()
-            adversarial = Adversarial(self.discriminator, cfg.gan.kind)
-        self.loss = CompositeLoss(cfg.loss, adversarial=adversarial).to(self.device)
-
-        params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optim.name.lower() != "adam":
             raise ZoomsrError(f"unknown optimizer '{cfg.optim.name}'; use adam")
-        self.optimizer = torch.optim.Adam(
-            params,
-            lr=cfg.optim.lr,
-            betas=tuple(cfg.optim.betas),
-            weight_decay=cfg.optim.weight_decay,
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(cfg, s)
-        )
-        self.d_optimizer = (
-            torch.optim.Adam(
-                self.discriminator.parameters(), lr=cfg.gan.lr, betas=tuple(cfg.optim.betas)
+        # One Adam per parameter group of the task, all on the same schedule (the SelfDZSR
+        # generator's lr is half the SR net's, and both halve together).
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        for name, (params, lr) in self.task.param_groups().items():
+            opt = torch.optim.Adam(
+                params, lr=lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
             )
-            if self.discriminator is not None
-            else None
-        )
+            self.optimizers[name] = opt
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: lr_factor(cfg, s)
+            )
         amp = cfg.run.amp and self.device.type == "cuda"
         self.autocast = torch.autocast(self.device.type, enabled=amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp)
@@ -128,18 +107,37 @@ class Trainer:
             self._restore(load_state(self.run_dir))
         self._writer = None
 
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The main optimizer (the model's, or the only one when the model is frozen)."""
+        return self.optimizers.get("model") or next(iter(self.optimizers.values()))
+
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        return self.schedulers.get("model") or next(iter(self.schedulers.values()))
+
+    @property
+    def trains_model(self) -> bool:
+        return "model" in self.optimizers
+
     # --- state -------------------------------------------------------------------------
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        optimizers = state.get("optimizers") or {"model": state["optimizer"]}  # older runs
+        schedulers = state.get("schedulers") or {"model": state["scheduler"]}
+        if set(optimizers) != set(self.optimizers):
+            raise ZoomsrError(
+                f"cannot resume: the run trained {sorted(optimizers)}, this config trains "
+                f"{sorted(self.optimizers)} (another zoom.stage?); start a new --out"
+            )
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(optimizers[name])
+            self.schedulers[name].load_state_dict(schedulers[name])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
-        if self.discriminator is not None and state.get("discriminator") is not None:
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.task.load_state_dict(state.get("task") or state)  # older runs: GAN keys at the top
         set_rng_state(state["rng"])
         self.step = state["step"]
         self.best_psnr = state["best_psnr"]
@@ -151,20 +149,19 @@ class Trainer:
 
     def save(self, best: bool = False) -> None:
         extra = {"step": self.step, "loss": self.cfg.loss}
-        save_weights(self.inference_model, self.run_dir / "last.safetensors", extra)
-        if best:
-            save_weights(self.inference_model, self.run_dir / "best.safetensors", extra)
+        if self.trains_model:  # a frozen model (generator pre-training) has nothing new to save
+            save_weights(self.inference_model, self.run_dir / "last.safetensors", extra)
+            if best:
+                save_weights(self.inference_model, self.run_dir / "best.safetensors", extra)
+        self.task.save_weights(self.run_dir, extra, best)
         state = {
             "step": self.step,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "discriminator": self.discriminator.state_dict()
-            if self.discriminator is not None
-            else None,
-            "d_optimizer": self.d_optimizer.state_dict() if self.d_optimizer is not None else None,
+            "task": self.task.state_dict(),
             "rng": rng_state(),
             "best_psnr": self.best_psnr,
         }
@@ -174,23 +171,9 @@ class Trainer:
 
     def batches(self):
         d = self.cfg.data
-        if not d.train.hr:
-            raise ZoomsrError("no training data: set data.train.hr to one or more HR folders")
-        if d.train.degradation != "bicubic":
-            raise ZoomsrError(
-                f"unknown degradation '{d.train.degradation}'; this version supports bicubic"
-            )
-        scale = self.cfg.model.scale
-        args = (scale, d.train.patch, self.cfg.run.seed)
-        if d.train.lr:
-            dataset = SISRPairedSet(
-                load_training_pairs(list(d.train.hr), d.train.lr, scale), *args, d.flip, d.rot90
-            )
-        else:
-            dataset = SISRTrainSet(load_training_images(list(d.train.hr)), *args, d.flip, d.rot90)
         sampler = StepSampler(self.step * d.batch, self.cfg.run.steps * d.batch)
         return torch.utils.data.DataLoader(
-            dataset,
+            self.task.dataset(),
             batch_size=d.batch,
             sampler=sampler,
             num_workers=d.workers,
@@ -200,36 +183,28 @@ class Trainer:
 
     # --- steps -------------------------------------------------------------------------
 
-    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        lr, hr = lr.to(self.device, non_blocking=True), hr.to(self.device, non_blocking=True)
-        logs: dict[str, float] = {}
-        if self.discriminator is not None:
-            for p in self.discriminator.parameters():
-                p.requires_grad_(False)
+    def train_step(self, batch) -> dict[str, float]:
         with self.autocast:
-            sr = self.model(lr)
-            total, terms = self.loss(sr, hr, lr)
-        self.optimizer.zero_grad(set_to_none=True)
+            total, terms = self.task.step(batch)
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.cfg.optim.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-        self.scaler.step(self.optimizer)
+            params = []
+            for opt in self.optimizers.values():
+                self.scaler.unscale_(opt)
+                params += [p for g in opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        # Reverse order: SelfDZSR steps the generator first, then the SR net (reference §5.1).
+        for opt in reversed(self.optimizers.values()):
+            self.scaler.step(opt)
         self.scaler.update()
-        self.scheduler.step()
+        for sched in self.schedulers.values():
+            sched.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        if self.discriminator is not None:
-            for p in self.discriminator.parameters():
-                p.requires_grad_(True)
-            with self.autocast:
-                d_loss = self.loss.terms[self.loss.names.index("GAN")].discriminator_step_loss(
-                    sr, hr
-                )
-            self.d_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.d_optimizer.step()
-            logs["D"] = float(d_loss.detach())
+        with self.autocast:
+            logs = self.task.after_step()
         self.step += 1
         logs.update(terms)
         logs["loss"] = float(total.detach())
@@ -237,27 +212,12 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float] | None:
-        v = self.cfg.data.val
-        if not v.path:
-            return None
-        from zoomsr.infer.evaluate import evaluate_sisr
-        from zoomsr.metrics import MetricSuite, get_convention
-
         model = self.inference_model
         model.eval()
         try:
-            report = evaluate_sisr(
-                lambda _s: model,
-                [v.path],
-                [self.cfg.model.scale],
-                MetricSuite(get_convention("sisr"), ("psnr", "ssim"), device=self.device),
-                self.cfg.model.name,
-                max_images=v.max_images,
-            )
+            return self.task.validate(model)
         finally:
             self.model.train()
-        row = report.summary[0]
-        return {"psnr": row["psnr"], "ssim": row["ssim"]}
 
     def _tb(self):
         if self._writer is None:
@@ -287,8 +247,8 @@ class Trainer:
             )
         started = time.time()
         last = {}
-        for lr, hr in self.batches():
-            last = self.train_step(lr, hr)
+        for batch in self.batches():
+            last = self.train_step(batch)
             self.history.append({"step": self.step, **last})
             lr_now = self.scheduler.get_last_lr()[0]
             if bar is not None:
@@ -317,10 +277,11 @@ class Trainer:
                 is_best = val["psnr"] > self.best_psnr
                 self.best_psnr = max(self.best_psnr, val["psnr"])
                 if writer:
-                    writer.add_scalar("val/psnr", val["psnr"], self.step)
-                    writer.add_scalar("val/ssim", val["ssim"], self.step)
+                    for k, v in val.items():
+                        writer.add_scalar(f"val/{k}", v, self.step)
                 if not self.quiet:
-                    self.log(f"step {self.step}: val PSNR {val['psnr']:.3f} SSIM {val['ssim']:.4f}")
+                    scores = " ".join(f"{k}={v:.4f}" for k, v in val.items())
+                    self.log(f"step {self.step}: val {scores}")
             stopping = stop_at is not None and self.step >= stop_at
             if (
                 self.step % cfg.run.checkpoint_every == 0
@@ -340,4 +301,10 @@ class Trainer:
             "best_psnr": self.best_psnr,
             "last": last,
             "seconds": time.time() - started,
+            "weights": self.weight_files(),
         }
+
+    def weight_files(self) -> list[str]:
+        """The weight files this run writes (``last.safetensors`` and the task's own)."""
+        names = (["last.safetensors"] if self.trains_model else []) + self.task.weight_files()
+        return [str(self.run_dir / n) for n in names]

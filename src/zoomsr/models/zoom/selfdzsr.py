@@ -85,11 +85,30 @@ class SelfDZSR(nn.Module):
             raise ZoomsrError(f"Ref box {tuple(box)} lies outside the {h}x{w} LR image")
         return top, bottom, left, right
 
+    def _check_boxes(
+        self, lr: torch.Tensor, ref: torch.Tensor, box: Box | Sequence[Box] | torch.Tensor | None
+    ) -> list[Box] | None:
+        """One checked box per sample: ``box`` is one box for the batch or one per sample
+        (a sequence of boxes or an N x 4 tensor, as training draws a window per sample)."""
+        if box is None:
+            return None
+        if isinstance(box, torch.Tensor):
+            per_sample = box.ndim == 2
+        else:
+            first = box[0] if len(box) else None
+            per_sample = isinstance(first, Sequence) or (
+                isinstance(first, torch.Tensor) and first.ndim == 1
+            )
+        boxes = list(box) if per_sample else [box] * lr.shape[0]
+        if len(boxes) != lr.shape[0]:
+            raise ZoomsrError(f"got {len(boxes)} Ref boxes for a batch of {lr.shape[0]}")
+        return [self._check_box(lr, ref, b) for b in boxes]
+
     def forward_trace(
         self,
         lr: torch.Tensor,
         ref: torch.Tensor,
-        box: Box | None,
+        box: Box | Sequence[Box] | torch.Tensor | None,
         *,
         match_ref: torch.Tensor | None = None,
         lr_centre: torch.Tensor | None = None,
@@ -102,8 +121,9 @@ class SelfDZSR(nn.Module):
         - ``match_ref``: the Ref window matched and warped onto this LR (the LR's size;
           default ``ref``);
         - ``ref``: pasted at ``box`` (its footprint in this LR, ``scale`` x smaller than ``ref``;
-          ``None``: no paste) and, with ``lr_centre`` (the LR region it shows; default the LR
-          at ``box``), the input of the modulation encoder;
+          one box for the batch or one per sample; ``None``: no paste) and, with ``lr_centre``
+          (the LR region it shows; default the LR at ``box``), the input of the modulation
+          encoder;
         - ``guide_lr``: the auxiliary LR of training, matched instead of the LR and the AdaSTN
           guide (default: the LR, as at test).
         """
@@ -116,12 +136,13 @@ class SelfDZSR(nn.Module):
             )
         if lr.shape[-2] % FEATURE_STRIDE or lr.shape[-1] % FEATURE_STRIDE:
             raise ZoomsrError(f"SelfDZSR needs LR sides divisible by 4, got {tuple(lr.shape[-2:])}")
-        box = self._check_box(lr, ref, box)
+        checked = self._check_boxes(lr, ref, box)
         if lr_centre is None:
-            if box is None:
+            if checked is None:
                 raise ZoomsrError("SelfDZSR needs the Ref box or the LR centre it shows")
-            top, bottom, left, right = box
-            lr_centre = lr[:, :, top:bottom, left:right]
+            lr_centre = torch.stack(
+                [lr[i, :, t:b, left:right] for i, (t, b, left, right) in enumerate(checked)]
+            )
         n = lr.shape[0]
 
         with torch.no_grad():  # the Student is frozen and the argmax has no gradient
@@ -139,10 +160,10 @@ class SelfDZSR(nn.Module):
             h = block(h, guide, centre)
 
         patch = self.ref_head(ref)
-        boxes: list[Box | None] = [box] * n
-        if self.training and box is not None:  # paste with probability paste_prob
+        boxes: list[Box | None] = checked if checked is not None else [None] * n
+        if self.training and checked is not None:  # paste with probability paste_prob
             keep = (torch.rand(n, generator=generator) < self.paste_prob).tolist()
-            boxes = [box if k else None for k in keep]
+            boxes = [b if k else None for b, k in zip(checked, keep, strict=True)]
         ref_feat = self.ref_align(paste(ref_warped, patch, boxes), guide)
 
         fused = rest.fuse_features(h, ref_feat)

@@ -1,0 +1,97 @@
+"""The noise image SelfDZSR adds to its auxiliary LR (reference §2.5, official ``degrade_kernel.py``).
+
+The GT patch is degraded by three operations in a random order: a bilinear downsample by the
+ratio, Gaussian noise (σ in [5, 30] of 255) and JPEG (quality in [60, 95]). Because noise and
+JPEG may come before the downsample, the result is a realistic LR-sized noisy image; the
+training step adds ``noise - bicubic↓(GT)`` to the generator's clean auxiliary LR.
+
+Draws come from an explicit ``torch.Generator`` derived from ``(seed, index)`` (the official
+code uses Python ``random`` and numpy in loader workers), so items stay pure functions of the
+index and ``--resume`` replays them exactly.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from zoomsr.data.zoom import ZoomSample, ZoomTrainSet
+
+NOISE_SALT = 0x5E1FD2  # separates the noise stream from the patch stream of the same index
+
+
+def _randint(g: torch.Generator, lo: int, hi: int) -> int:
+    """An integer in ``[lo, hi]`` (inclusive, as Python's ``random.randint``)."""
+    return lo + int(torch.randint(hi - lo + 1, (), generator=g))
+
+
+def _down(img: np.ndarray, ratio: int, g: torch.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    # OpenCV's bilinear (not antialiased) with int(w / sf): what the official code does.
+    return cv2.resize(img, (int(w / ratio), int(h / ratio)), interpolation=cv2.INTER_LINEAR)
+
+
+def _gaussian(img: np.ndarray, sigma_range: tuple[int, int], g: torch.Generator) -> np.ndarray:
+    sigma = _randint(g, *sigma_range)
+    noise = torch.randn(img.shape, generator=g, dtype=torch.float64).numpy() * sigma
+    # Clip then truncate to uint8, as numpy's astype does in the official code.
+    return np.clip(img.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+def _jpeg(img: np.ndarray, quality_range: tuple[int, int], g: torch.Generator) -> np.ndarray:
+    quality = _randint(g, *quality_range)
+    # OpenCV expects BGR. The official code passes RGB (quirk #7); we keep the true colours.
+    ok, buf = cv2.imencode(
+        ".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a JPEG")
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def degrade_noise(
+    gt: torch.Tensor,
+    ratio: int,
+    g: torch.Generator,
+    sigma: tuple[int, int] = (5, 30),
+    quality: tuple[int, int] = (60, 95),
+) -> torch.Tensor:
+    """The official noise image of a GT patch: uint8 ``(3, rh, rw)`` -> uint8 ``(3, h, w)``."""
+    img = gt.permute(1, 2, 0).numpy()
+    ops = [
+        lambda x: _down(x, ratio, g),
+        lambda x: _gaussian(x, sigma, g),
+        lambda x: _jpeg(x, quality, g),
+    ]
+    for i in torch.randperm(3, generator=g).tolist():  # uniform over the 6 orders
+        img = ops[i](img)
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous()
+
+
+class NoisyZoomTrainSet(ZoomTrainSet):
+    """:class:`ZoomTrainSet` items plus ``noise`` (3, p, p): :func:`degrade_noise` of the item's
+    (augmented) GT patch, drawn from its own ``(seed, index)`` stream."""
+
+    def __init__(
+        self,
+        samples: list[ZoomSample],
+        ratio: int,
+        lr_patch: int = 48,
+        seed: int = 0,
+        augment: bool = True,
+        sigma: tuple[int, int] = (5, 30),
+        quality: tuple[int, int] = (60, 95),
+    ):
+        super().__init__(samples, ratio, lr_patch, seed, augment)
+        self.sigma, self.quality = tuple(sigma), tuple(quality)
+
+    def __getitem__(self, index: int) -> dict:
+        item = super().__getitem__(index)
+        g = torch.Generator().manual_seed(
+            hash((int(self.seed), NOISE_SALT, int(index))) & (2**63 - 1)
+        )
+        gt = torch.round(item["gt"] * 255).to(torch.uint8)  # exact: the patch came from uint8
+        noise = degrade_noise(gt, self.ratio, g, self.sigma, self.quality)
+        item["noise"] = noise.float().div(255)
+        return item
