@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--model", default="bicubic", help="model name from 'zoomsr models' (default bicubic)"
     )
-    p.add_argument("--scale", type=int, default=None, help="scale factor (default: the model's)")
+    p.add_argument("--scale", type=int, default=None, help="scale factor (default: the model's, or 4)")
     p.add_argument(
         "--format", dest="suffix", default=None, help="output extension for folders, e.g. .png"
     )
@@ -69,7 +69,7 @@ def run(args) -> int:
     from zoomsr.infer.engine import InferOptions, parse_memory
     from zoomsr.infer.pipelines import output_path_for, upscale_file
     from zoomsr.io import list_images
-    from zoomsr.models.registry import load_model
+    from zoomsr.models.registry import list_models, load_model
 
     sources = [p for spec in args.inputs for p in list_images(spec)]
     if not sources:
@@ -93,7 +93,10 @@ def run(args) -> int:
         half=args.half and device.type == "cuda",
         max_memory=parse_memory(args.max_memory),
     )
-    model = load_model(args.model, args.scale, device)
+    name = args.model or f"default-x{args.scale or 4}"
+    if args.model is None and name not in {s.name for s in list_models()}:
+        raise ZoomsrError(f"no shipped default model for x{args.scale}; name one with --model (see 'zoomsr models')")
+    model = load_model(name, args.scale, device)
     if opts.half:
         model.half()
     bar = progress(args.quiet)
