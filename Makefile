@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/zoomsr eval --model default-x4 --data samples/bench --scale 4 --per-image \
 	  --out out/demo/default_x4_eval
 	$(BIN)/zoomsr eval --method bicubic --data samples/bench --scale 4 --out out/demo/bicubic_x4_eval
-	@echo "demo outputs are in out/demo/ (airplane_x4.png: the bundled 60x60 crop super-resolved x4)"
+	@echo "demo outputs are in out/demo/ (airplane_x4.png: the bundled 80x60 crop super-resolved x4)"
 
 test: $(STAMP)
 	$(BIN)/zoomsr backbones install
