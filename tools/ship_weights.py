@@ -20,7 +20,9 @@ from zoomsr.models.zoo import MANIFEST, WEIGHTS_DIR, read_manifest, sha256_file
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("name", help="registered name, e.g. default-x2")
     p.add_argument("run", type=Path, help="run folder with last.safetensors / best.safetensors")
     p.add_argument("--which", default="last", choices=["last", "best"])

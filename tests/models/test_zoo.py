@@ -37,5 +37,7 @@ def test_default_is_better_than_bicubic(shared):
     sample = load_eval_sample(find_eval_pairs(shared("data", "Set5"), 2)[1], 2)  # bird
     sr = run_sisr(load_model("default-x2"), sample.lr)
     bic = run_sisr(load_model("bicubic", 2), sample.lr)
-    assert psnr(sr, sample.hr, shave=2, y_only=True) > psnr(bic, sample.hr, shave=2, y_only=True) + 1.0
+    assert (
+        psnr(sr, sample.hr, shave=2, y_only=True) > psnr(bic, sample.hr, shave=2, y_only=True) + 1.0
+    )
     assert torch.isfinite(sr).all()

@@ -35,7 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--model", default="bicubic", help="model name from 'zoomsr models' (default bicubic)"
     )
-    p.add_argument("--scale", type=int, default=None, help="scale factor (default: the model's, or 4)")
+    p.add_argument(
+        "--scale", type=int, default=None, help="scale factor (default: the model's, or 4)"
+    )
     p.add_argument(
         "--format", dest="suffix", default=None, help="output extension for folders, e.g. .png"
     )
@@ -95,7 +97,9 @@ def run(args) -> int:
     )
     name = args.model or f"default-x{args.scale or 4}"
     if args.model is None and name not in {s.name for s in list_models()}:
-        raise ZoomsrError(f"no shipped default model for x{args.scale}; name one with --model (see 'zoomsr models')")
+        raise ZoomsrError(
+            f"no shipped default model for x{args.scale}; name one with --model (see 'zoomsr models')"
+        )
     model = load_model(name, args.scale, device)
     if opts.half:
         model.half()
