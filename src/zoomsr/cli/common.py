@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-import torch
-
+from zoomsr.devices import resolve_device  # noqa: F401  (re-exported for the sub-commands)
 from zoomsr.errors import ZoomsrError
 
 
@@ -24,20 +23,6 @@ def add_common_flags(parser) -> None:
         "--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present; default)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ZoomsrError(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ZoomsrError(
-            "--device cuda was asked for but no CUDA GPU is available; use --device cpu"
-        )
-    return device
 
 
 def int_list(text: str, what: str) -> list[int]:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from zoomsr.data.sisr import item_generator
 from zoomsr.data.zoom import ZoomSample, ZoomTrainSet
 
 NOISE_SALT = 0x5E1FD2  # separates the noise stream from the patch stream of the same index
@@ -88,9 +89,7 @@ class NoisyZoomTrainSet(ZoomTrainSet):
 
     def __getitem__(self, index: int) -> dict:
         item = super().__getitem__(index)
-        g = torch.Generator().manual_seed(
-            hash((int(self.seed), NOISE_SALT, int(index))) & (2**63 - 1)
-        )
+        g = item_generator(self.seed, index, NOISE_SALT)
         gt = torch.round(item["gt"] * 255).to(torch.uint8)  # exact: the patch came from uint8
         noise = degrade_noise(gt, self.ratio, g, self.sigma, self.quality)
         item["noise"] = noise.float().div(255)

@@ -152,6 +152,14 @@ def load_training_images(folders: list[str], limit: int = 0) -> list[torch.Tenso
     return images
 
 
+def item_generator(seed: int, index: int, salt: int | None = None) -> torch.Generator:
+    """The RNG of training item ``index``, a pure function of (seed, [salt,] index): resumed
+    runs and any number of workers draw the same items. (``hash`` of an int tuple is stable
+    across processes, unlike that of a str.)"""
+    key = (int(seed), int(index)) if salt is None else (int(seed), salt, int(index))
+    return torch.Generator().manual_seed(hash(key) & (2**63 - 1))
+
+
 def random_dihedral(x: torch.Tensor, code: int) -> torch.Tensor:
     """One of the 8 flips/rotations of ``(..., H, W)``, chosen by ``code`` in 0..7."""
     if code & 1:
@@ -192,7 +200,7 @@ class SISRTrainSet(torch.utils.data.Dataset):
         return 2**62  # indexed by global sample number; the sampler decides the range
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(hash((self.seed, int(index))) & (2**63 - 1))
+        g = item_generator(self.seed, index)
         im = self.images[int(torch.randint(len(self.images), (1,), generator=g))]
         h, w = im.shape[-2:]
         s, p = self.scale, self.patch
@@ -252,7 +260,7 @@ class SISRPairedSet(SISRTrainSet):
         self.pairs = [(lr, hr) for lr, hr in pairs if min(hr.shape[-2:]) >= patch]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(hash((self.seed, int(index))) & (2**63 - 1))
+        g = item_generator(self.seed, index)
         lr_im, hr_im = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=g))]
         s, lp = self.scale, self.patch // self.scale
         h, w = lr_im.shape[-2:]

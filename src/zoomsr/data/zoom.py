@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from zoomsr.atomic import write_json
-from zoomsr.data.sisr import random_dihedral
+from zoomsr.data.sisr import item_generator, random_dihedral
 from zoomsr.errors import DataError
 from zoomsr.io import read_image, write_image
 from zoomsr.metrics.regions import centre_box
@@ -141,11 +141,6 @@ def load_zoom_samples(*roots: str | Path) -> list[ZoomSample]:
 # --------------------------------------------------------------------------- training
 
 
-def _generator(seed: int, index: int) -> torch.Generator:
-    # hash() of a tuple of ints is the same in every process, unlike that of a str.
-    return torch.Generator().manual_seed(hash((int(seed), int(index))) & (2**63 - 1))
-
-
 def _randint(g: torch.Generator, n: int) -> int:
     """An integer in ``[0, n]`` (inclusive)."""
     return int(torch.randint(n + 1, (), generator=g))
@@ -197,7 +192,7 @@ class ZoomTrainSet(torch.utils.data.Dataset):
 
     def _patches(self, index: int, zooms: tuple[int, ...]):
         """Generator, sample and the augmented patches of every zoom (1 = LR) under one LR patch."""
-        g = _generator(self.seed, index)
+        g = item_generator(self.seed, index)
         s = self.samples[index % len(self.samples)]
         p = self.patch
         h, w = s.lr.shape[-2:]

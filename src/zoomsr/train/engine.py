@@ -12,18 +12,13 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from zoomsr.data.sisr import StepSampler
+from zoomsr.devices import resolve_device
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.checkpoints import read_weights, save_weights
 from zoomsr.models.registry import load_model
 from zoomsr.train.checkpoint import atomic_torch_save, load_state, rng_state, set_rng_state
 from zoomsr.train.config import TrainConfig, to_yaml
 from zoomsr.train.tasks import make_task
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
