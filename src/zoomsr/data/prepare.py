@@ -78,13 +78,6 @@ def _rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(color.permute(1, 2, 0).numpy())
 
 
-def _tele_to_wide(wide: np.ndarray, tele: np.ndarray) -> tuple[np.ndarray, int]:
-    w_small, fw = resize_long_side(wide, MATCH_LONG_SIDE)
-    t_small, ft = resize_long_side(tele, MATCH_LONG_SIDE)
-    hom, inliers = match_homography(to_gray_u8(t_small), to_gray_u8(w_small))
-    return scale_homography(hom, ft, fw), inliers
-
-
 def _psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     d = (a - b) ** 2
     mse = d[mask.astype(bool)].mean() if mask is not None else d.mean()
@@ -116,7 +109,10 @@ def _trim(mask_lr: np.ndarray, max_fraction: float = 0.25) -> tuple[int, int, in
 
 def _camera_to_wide(wide: np.ndarray, camera: np.ndarray) -> tuple[np.ndarray, float, float, int]:
     """Homography camera -> wide, the camera's sampling (its pixels per wide pixel) and zoom ratio."""
-    hom, inliers = _tele_to_wide(wide, camera)
+    w_small, fw = resize_long_side(wide, MATCH_LONG_SIDE)
+    c_small, fc = resize_long_side(camera, MATCH_LONG_SIDE)
+    hom, inliers = match_homography(to_gray_u8(c_small), to_gray_u8(w_small))
+    hom = scale_homography(hom, fc, fw)
     ch, cw = camera.shape[:2]
     sampling = 1.0 / homography_scale(hom, (cw / 2, ch / 2))
     return hom, sampling, sampling * wide.shape[1] / cw, inliers
