@@ -98,3 +98,52 @@ class AdaSTN(nn.Module):
     def forward_centre_deform(self, x: torch.Tensor) -> torch.Tensor:
         """P = 0 through the deformable conv, the reference for :meth:`forward_centre`."""
         return self.act(self.sampler(x, centre_offsets(x)))
+
+
+class DeformAlign(nn.Module):
+    """Plain deformable-conv alignment, the ablation baseline to AdaSTN (paper Table 5).
+
+    Same mixer as :class:`AdaSTN`, but a conv predicts all 18 offsets freely instead of an affine
+    map of the grid, and there is no P = 0 dropout or test-time collapse.
+    """
+
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        c2 = 2 * channels
+        self.mixer = nn.Sequential(
+            nn.Conv2d(c2, c2, 3, padding=1, groups=c2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(c2, channels, 3, padding=1, groups=channels),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.offset = nn.Conv2d(channels, 18, 5, padding=2)
+        nn.init.zeros_(self.offset.weight)  # start as a plain depthwise conv
+        nn.init.zeros_(self.offset.bias)
+        self.sampler = DeformConv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(
+        self, x: torch.Tensor, guide: torch.Tensor | None = None, centre: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        guide = x if guide is None else guide
+        return self.act(self.sampler(x, self.offset(self.mixer(torch.cat([x, guide], dim=1)))))
+
+
+class NoAlign(nn.Module):
+    """No alignment at all (ablation): the features pass unchanged."""
+
+    def forward(
+        self, x: torch.Tensor, guide: torch.Tensor | None = None, centre: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return x
+
+
+def make_align(kind: str, channels: int, drop_at_test: bool) -> nn.Module:
+    """An alignment block by name: ``adastn`` (the paper's), ``deform`` or ``none`` (ablations)."""
+    if kind == "adastn":
+        return AdaSTN(channels, drop_at_test=drop_at_test)
+    if kind == "deform":
+        return DeformAlign(channels)
+    if kind == "none":
+        return NoAlign()
+    raise ValueError(f"unknown alignment '{kind}'; use adastn, deform or none")

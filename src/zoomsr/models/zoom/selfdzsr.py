@@ -20,7 +20,7 @@ from torch import nn
 
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.registry import ModelSpec, register
-from zoomsr.models.zoom.adastn import AdaSTN
+from zoomsr.models.zoom.adastn import make_align
 from zoomsr.models.zoom.matching import (
     FEATURE_STRIDE,
     RefEncoder,
@@ -44,6 +44,11 @@ class SelfDZSR(nn.Module):
     ``ref_align`` (the Ref AdaSTN) and ``restoration``. In training mode the LR AdaSTNs drop to
     P = 0 with probability ``drop_prob`` and the paste happens with probability ``paste_prob``,
     per sample, drawn from the ``generator`` passed to :meth:`forward_trace`.
+
+    Ablation switches (paper §5.4 / Table 5; defaults are the published model): ``align``
+    replaces every AdaSTN by a plain deformable conv (``deform``) or nothing (``none``);
+    ``matching=False`` skips the correspondence (Ref features used unwarped, zero offsets);
+    ``use_ref=False`` zeroes every Ref input, the same network without a reference.
     """
 
     in_channels = 3
@@ -56,9 +61,13 @@ class SelfDZSR(nn.Module):
         drop_prob: float = 0.3,
         paste_prob: float = 0.3,
         match_elements: int = 1 << 24,
+        align: str = "adastn",
+        matching: bool = True,
+        use_ref: bool = True,
     ):
         super().__init__()
         self.scale = scale
+        self.matching, self.use_ref = matching, use_ref
         self.drop_prob = drop_prob
         self.paste_prob = paste_prob
         self.match_elements = match_elements
@@ -66,8 +75,8 @@ class SelfDZSR(nn.Module):
         self.ref_encoder = RefEncoder(n_feats)
         self.ref_warp = ref_warp(n_feats)
         self.ref_head = RefPatchHead(scale, n_feats)
-        self.align = nn.ModuleList(AdaSTN(n_feats, drop_at_test=True) for _ in range(3))
-        self.ref_align = AdaSTN(n_feats, drop_at_test=False)
+        self.align = nn.ModuleList(make_align(align, n_feats, drop_at_test=True) for _ in range(3))
+        self.ref_align = make_align(align, n_feats, drop_at_test=False)
         self.restoration = Restoration(scale, n_feats, n_blocks)
 
     def _check_box(self, lr: torch.Tensor, ref: torch.Tensor, box: Box | None) -> Box | None:
@@ -128,6 +137,8 @@ class SelfDZSR(nn.Module):
           guide (default: the LR, as at test).
         """
         match_ref = ref if match_ref is None else match_ref
+        if not self.use_ref:  # ablation: the same network, told nothing by the Ref
+            ref, match_ref = torch.zeros_like(ref), torch.zeros_like(match_ref)
         match_lr = lr if guide_lr is None else guide_lr
         if match_ref.shape != lr.shape or match_lr.shape != lr.shape:
             raise ZoomsrError(
@@ -147,7 +158,11 @@ class SelfDZSR(nn.Module):
 
         with torch.no_grad():  # the Student is frozen and the argmax has no gradient
             feat_lr, feat_ref = self.matcher(match_lr, match_ref)
-            offsets = correspondence_offsets(feat_lr, feat_ref, self.match_elements)
+            if self.matching:
+                offsets = correspondence_offsets(feat_lr, feat_ref, self.match_elements)
+            else:
+                n, _, fh, fw = feat_lr.shape
+                offsets = feat_lr.new_zeros(n, 18, fh, fw)
         ref_warped = self.ref_warp(self.ref_encoder(match_ref), offsets_to_image(offsets))
 
         rest = self.restoration
