@@ -1,8 +1,10 @@
-"""Official SelfDZSR (ECCV 2022) checkpoints -> zoomsr modules.
+"""Official SelfDZSR (ECCV 2022) and SelfDZSR++ / SelfTZSR++ (TPAMI 2024) checkpoints -> zoomsr.
 
 ``RefSR_model_*.pth`` (restoration) and ``Student_model_*.pth`` (matcher) make one
-:class:`~zoomsr.models.zoom.SelfDZSR`; ``KernelGen_model_*.pth`` makes an
-:class:`~zoomsr.models.zoom.AuxLRGenerator`. Files hold ``{'state_dict': ...}`` (reference §7).
+:class:`~zoomsr.models.zoom.SelfDZSR`, :class:`~zoomsr.models.zoom.SelfDZSRpp` or
+:class:`~zoomsr.models.zoom.SelfTZSRpp` (the ++ models share the ECCV Student and KernelGen
+layouts); ``KernelGen_model_*.pth`` makes an :class:`~zoomsr.models.zoom.AuxLRGenerator`.
+Files hold ``{'state_dict': ...}`` (reference §7).
 
 What the conversion changes, besides renaming keys by the tables below:
 - space-to-depth: the official ``DownBlock`` orders channels (dy·s + dx)·3 + c, zoomsr uses
@@ -31,6 +33,8 @@ from zoomsr.models.zoom.adastn import regular_grid
 from zoomsr.models.zoom.auxlr import AuxLRGenerator
 from zoomsr.models.zoom.matching import IMAGENET_MEAN, IMAGENET_STD
 from zoomsr.models.zoom.selfdzsr import SelfDZSR
+from zoomsr.models.zoom.selfdzsr_pp import SelfDZSRpp
+from zoomsr.models.zoom.selftzsr_pp import SelfTZSRpp
 
 Tensor = torch.Tensor
 
@@ -237,4 +241,127 @@ def load_aux_generator(path: str | Path) -> AuxLRGenerator:
     return model.eval()
 
 
-CONVERTERS: dict[str, Callable] = {"selfdzsr": load_selfdzsr, "selfdzsr-auxlr": load_aux_generator}
+# -- SelfDZSR++ / SelfTZSR++ (TPAMI 2024) ------------------------------------------------------
+# The ++ RefSR files (reference §7) keep the ECCV restoration keys, rename the Ref modules with a
+# suffix (``_2`` for the x4 tele Ref, ``_1`` for SelfTZSR++'s x2 wide Ref), drop ``ref_ada``, and
+# their AdaSTNs have one grouped ``concat`` conv (-> ``mixer.0``). SelfTZSR++ fuses with
+# ``concat_fea_1`` (-> ``restoration.fuse``) and ``concat_fea_2`` (-> ``extra_fuse.0``).
+
+_PP_SHARED_KEYS: list[tuple[str, str]] = [
+    (p, t) for p, t in _REFSR_KEYS if t.startswith("restoration.") and ".fuse." not in t
+] + [
+    (r"ada([123])\.concat\.0\.(weight|bias)", "align.{0}.mixer.0.{1}"),
+    (r"ada([123])\.adapt_conv\.weight", "align.{0}.sampler.weight"),
+]
+
+
+def _pp_branch_keys(suffix: str, index: int) -> list[tuple[str, str]]:
+    """Keys of one ++ Ref branch (``ref_extractor_<suffix>`` ...) -> ``branches.<index>``."""
+    b = f"branches.{index}"
+    keys = [(rf"ref_extractor_{suffix}\.0\.(weight|bias)", b + ".encoder.0.{0}")]
+    keys.append((rf"ref_extractor_{suffix}\.1\.0\.(weight|bias)", b + ".encoder.1.{0}"))
+    for i, j in ((0, 3), (2, 5), (4, 7), (6, 9)):
+        keys.append((rf"ref_extractor_{suffix}\.2\.{i}\.(weight|bias)", b + f".encoder.{j}.{{0}}"))
+    keys += [
+        (rf"ref_head_{suffix}\.0\.(weight|bias)", b + ".head.0.{0}"),
+        (rf"ref_head_{suffix}\.2\.(weight|bias)", b + ".head.2.{0}"),  # permuted
+        (rf"deform_conv_{suffix}\.(weight|bias)", b + ".warp.{0}"),
+    ]
+    return keys
+
+
+# model name -> (official Ref suffixes, widest first; fusion convs in order)
+_PP_LAYOUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "selfdzsr-pp": (("2",), ("concat_fea",)),
+    "selftzsr-pp": (("1", "2"), ("concat_fea_1", "concat_fea_2")),
+}
+_PP_FUSE_TARGETS = ("restoration.fuse.0", "extra_fuse.0.0")
+
+
+def pp_variant(state: dict[str, Tensor], path: str | Path = "RefSR") -> str:
+    """``selfdzsr-pp`` or ``selftzsr-pp`` for an official ++ RefSR state; an error otherwise."""
+    if "ref_head.2.weight" in state:
+        raise ZoomsrError(f"'{path}' is an ECCV SelfDZSR checkpoint; convert it as 'selfdzsr'")
+    if "ref_head_1.2.weight" in state:
+        return "selftzsr-pp"
+    if "ref_head_2.2.weight" in state:
+        return "selfdzsr-pp"
+    raise ZoomsrError(f"'{path}' is not a SelfDZSR++/SelfTZSR++ RefSR checkpoint (no 'ref_head_2')")
+
+
+def convert_pp_refsr_state(
+    state: dict[str, Tensor], path: str | Path = "RefSR"
+) -> tuple[dict, str, int]:
+    """zoomsr keys (all but ``matcher.*``) of an official ++ RefSR state, its model name and scale.
+
+    The scale is read from the upsampler (one x2 stage per ``up.<i>``); each Ref head's zoom
+    (from its 3·zoom² input channels) must be the model's: the scale, and scale/2 for the wide Ref.
+    """
+    name = pp_variant(state, path)
+    suffixes, fuses = _PP_LAYOUTS[name]
+    scale = 2 ** len({k for k in state if re.fullmatch(r"up\.\d\.0\.weight", k)})
+    zooms = (scale,) if name == "selfdzsr-pp" else (scale // 2, scale)
+    table = list(_PP_SHARED_KEYS)
+    for index, suffix in enumerate(suffixes):
+        table += _pp_branch_keys(suffix, index)
+    for official, ours in zip(fuses, _PP_FUSE_TARGETS[: len(fuses)], strict=True):
+        table.append((rf"{official}\.0\.(weight|bias)", ours + ".{0}"))
+    out, used = _rename(state, table)
+    for index, (suffix, zoom) in enumerate(zip(suffixes, zooms, strict=True)):
+        key = f"branches.{index}.head.2.weight"
+        found = round((state[f"ref_head_{suffix}.2.weight"].shape[1] / 3) ** 0.5)
+        if found != zoom:
+            raise ZoomsrError(
+                f"'{path}': Ref head 'ref_head_{suffix}' is x{found}, but a x{scale} {name} "
+                f"needs x{zoom}"
+            )
+        out[key] = downblock_to_unshuffle(out[key], zoom)
+    extra = set()
+    grid = regular_grid()
+    for i in (1, 2, 3):
+        official = f"ada{i}"
+        out[f"align.{i - 1}.affine.weight"], out[f"align.{i - 1}.affine.bias"] = _adastn_affine(
+            state, official
+        )
+        _check_constant(state, f"{official}.regular_matrix", grid, path)
+        extra |= {
+            f"{official}.{k}"
+            for k in (
+                "regular_matrix",
+                "transform_matrix_conv.weight",
+                "transform_matrix_conv.bias",
+                "translation_conv.weight",
+                "translation_conv.bias",
+            )
+        }
+    _finish(path, state, used, extra)
+    return out, name, scale
+
+
+def _load_pp(name: str, refsr_path: str | Path, student_path: str | Path) -> torch.nn.Module:
+    restoration, found, scale = convert_pp_refsr_state(read_official_state(refsr_path), refsr_path)
+    if found != name:
+        raise ZoomsrError(f"'{refsr_path}' is a {found} checkpoint; convert it as '{found}'")
+    matcher = convert_student_state(read_official_state(student_path), student_path)
+    model = load_model(name, scale)  # sets the registry identity for save_weights
+    state = {**restoration, **{f"matcher.{k}": v for k, v in matcher.items()}}
+    _load_strict(model, state, refsr_path, f"{name} x{scale}")
+    return model.eval()
+
+
+def load_selfdzsr_pp(refsr_path: str | Path, student_path: str | Path) -> SelfDZSRpp:
+    """A :class:`SelfDZSRpp` (eval mode) from official ++ ``RefSR`` (dzsr) and Student files."""
+    return _load_pp("selfdzsr-pp", refsr_path, student_path)
+
+
+def load_selftzsr_pp(refsr_path: str | Path, student_path: str | Path) -> SelfTZSRpp:
+    """A :class:`SelfTZSRpp` (eval mode) from official ++ ``RefSR`` (tzsr) and Student files."""
+    return _load_pp("selftzsr-pp", refsr_path, student_path)
+
+
+CONVERTERS: dict[str, Callable] = {
+    "selfdzsr": load_selfdzsr,
+    "selfdzsr-auxlr": load_aux_generator,
+    "selfdzsr-pp": load_selfdzsr_pp,
+    "selftzsr-pp": load_selftzsr_pp,
+}

@@ -21,6 +21,8 @@ _MODEL_MODULES = (
     "zoomsr.models.sisr.edsr",
     "zoomsr.models.sisr.rcan",
     "zoomsr.models.zoom.selfdzsr",
+    "zoomsr.models.zoom.selfdzsr_pp",
+    "zoomsr.models.zoom.selftzsr_pp",
     "zoomsr.models.zoo",
 )
 

@@ -5,6 +5,8 @@ from zoomsr.models.zoom.auxlr import AuxLRGenerator
 from zoomsr.models.zoom.matching import StudentExtractor, correspondence_offsets
 from zoomsr.models.zoom.restoration import Restoration, RGBMeanShift
 from zoomsr.models.zoom.selfdzsr import SelfDZSR
+from zoomsr.models.zoom.selfdzsr_pp import SelfDZSRpp
+from zoomsr.models.zoom.selftzsr_pp import SelfTZSRpp
 
 __all__ = [
     "AdaSTN",
@@ -12,6 +14,8 @@ __all__ = [
     "RGBMeanShift",
     "Restoration",
     "SelfDZSR",
+    "SelfDZSRpp",
+    "SelfTZSRpp",
     "StudentExtractor",
     "correspondence_offsets",
 ]
