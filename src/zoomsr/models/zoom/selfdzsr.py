@@ -168,10 +168,10 @@ class SelfDZSR(nn.Module):
         rest = self.restoration
         h = rest.embed(lr)
         guide = h if guide_lr is None else rest.embed(guide_lr)
-        centre = None
-        if self.training:  # per-sample P = 0 dropout of the LR AdaSTNs
-            centre = torch.rand(n, generator=generator).to(lr.device) < self.drop_prob
-        for block in self.align:
+        for block in self.align:  # P = 0 dropout: drawn per sample and per block (§3.2)
+            centre = None
+            if self.training:
+                centre = torch.rand(n, generator=generator).to(lr.device) < self.drop_prob
             h = block(h, guide, centre)
 
         patch = self.ref_head(ref)
