@@ -1,7 +1,8 @@
 """Loss expressions as EDSR-PyTorch users type them: ``"1*L1+0.001*TV"``, ``"1*L1+0.006*VGG54+0.001*GAN"``.
 
 Terms: L1, MSE, Charbonnier, TV, Cycle, VGGij (VGG19 relu{i}_{j}; e.g. VGG22, VGG54), GAN and
-SW (SelfDZSR's sliced Wasserstein on VGG19 relu3_2/4_2/5_2, weights 1/1/2: ``1*L1+0.08*SW``).
+SW (SelfDZSR's sliced Wasserstein on VGG19 relu3_2/4_2/5_2, weights 1/1/2: ``1*L1+0.08*SW``) and
+LOSW (SelfDZSR++'s local overlapped SW, same taps and weights: ``1*L1+0.08*LOSW``).
 Every term is logged on its own.
 """
 
@@ -35,11 +36,14 @@ class ScaledFeatures(nn.Module):
 
 
 def sliced_wasserstein_term(
-    backbone: str = "vgg19_caffe", feature_scales: list[float] | None = None, seed: int = 0
+    backbone: str = "vgg19_caffe",
+    feature_scales: list[float] | None = None,
+    seed: int = 0,
+    local: bool = False,
 ) -> nn.Module:
-    """The SW term at unit weight (the expression's weight is the paper's λ = 0.08)."""
+    """The SW (or, with ``local``, LOSW) term at unit weight (the expression's weight is λ = 0.08)."""
     from zoomsr.backbones import FeatureExtractor
-    from zoomsr.losses.sliced_wasserstein import SlicedWassersteinLoss
+    from zoomsr.losses.sliced_wasserstein import LocalSlicedWassersteinLoss, SlicedWassersteinLoss
 
     layers = ("relu3_2", "relu4_2", "relu5_2")
     if feature_scales is None:
@@ -49,7 +53,8 @@ def sliced_wasserstein_term(
     extractor = ScaledFeatures(
         FeatureExtractor(backbone, layers), dict(zip(layers, feature_scales, strict=True))
     )
-    return SlicedWassersteinLoss(layers, scale=1.0, seed=seed, extractor=extractor)
+    loss = LocalSlicedWassersteinLoss if local else SlicedWassersteinLoss
+    return loss(layers, scale=1.0, seed=seed, extractor=extractor)
 
 
 _SIMPLE = {"L1": L1, "MSE": MSE, "CHARBONNIER": Charbonnier, "TV": TV, "CYCLE": Cycle}
@@ -80,8 +85,8 @@ def build_term(
     sliced_wasserstein: dict | None = None,
 ) -> nn.Module:
     key = name.upper()
-    if key == "SW":
-        return sliced_wasserstein_term(**(sliced_wasserstein or {}))
+    if key in ("SW", "LOSW"):
+        return sliced_wasserstein_term(**(sliced_wasserstein or {}), local=key == "LOSW")
     if key in _SIMPLE:
         return _SIMPLE[key]()
     if m := re.fullmatch(r"VGG(\d)(\d)", key):
@@ -92,7 +97,7 @@ def build_term(
         if adversarial is None:
             raise ZoomsrError("the GAN loss term needs a discriminator (set gan.* in the config)")
         return adversarial
-    valid = ", ".join([*_SIMPLE, "VGGij", "GAN", "SW"])
+    valid = ", ".join([*_SIMPLE, "VGGij", "GAN", "SW", "LOSW"])
     raise ZoomsrError(f"unknown loss term '{name}'; use {valid}")
 
 
@@ -126,7 +131,9 @@ class CompositeLoss(nn.Module):
     def uses_gan(self) -> bool:
         return any(n.upper() == "GAN" for n in self.names)
 
-    def forward(self, sr, hr, lr) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sr, hr, lr, mask=None) -> tuple[torch.Tensor, dict[str, float]]:
+        if mask is not None:  # reference §4.5: both images masked before every term, no renorm
+            sr, hr = sr * mask, hr * mask
         total = sr.new_zeros(())
         logged = {}
         for w, name, term in zip(self.weights, self.names, self.terms, strict=True):
