@@ -21,6 +21,7 @@ COMMANDS = (
     "backbones",
     "simulate",
     "prepare",
+    "train_matcher",
 )
 
 DESCRIPTION = """\

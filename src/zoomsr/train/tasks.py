@@ -182,12 +182,10 @@ AUXLR_NAME = "selfdzsr-auxlr"  # the generator's name in its weight file (not a 
 
 
 def _load_student(model: nn.Module, path: str) -> None:
-    """The frozen matcher's weights: an official ``Student_model_*.pth``."""
-    from zoomsr.convert.edsr_pytorch import read_official_state
-    from zoomsr.convert.selfdzsr import convert_student_state
+    """The frozen matcher: an official ``Student_model_*.pth`` or a ``student.safetensors``."""
+    from zoomsr.train.matcher import read_student_weights
 
-    state = convert_student_state(read_official_state(path), path)
-    model.matcher.load_state_dict(state, strict=True)
+    model.matcher.load_state_dict(read_student_weights(path), strict=True)
 
 
 def _load_generator(generator: nn.Module, path: str) -> None:
