@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from zoomsr.cli.main import main
-from zoomsr.data.auxnoise import NoisyZoomTrainSet, degrade_noise
+from zoomsr.data.auxnoise import WithAuxNoise, degrade_noise
 from zoomsr.data.simulate import simulate_dataset
 from zoomsr.train.config import load_config
 from zoomsr.train.engine import Trainer
@@ -76,9 +76,9 @@ def _held_out_l1(trainer: Trainer, n: int = 4) -> float:
 
 
 def test_noise_items_are_pure_functions_of_the_index(sim_x4):
-    from zoomsr.data.zoom import load_zoom_samples
+    from zoomsr.data.zoom import ZoomTrainSet, load_zoom_samples
 
-    ds = NoisyZoomTrainSet(load_zoom_samples(sim_x4), 4, lr_patch=16, seed=3)
+    ds = WithAuxNoise(ZoomTrainSet(load_zoom_samples(sim_x4), 4, lr_patch=16, seed=3))
     a, b = ds[7], ds[7]
     assert a["noise"].shape == a["lr"].shape == (3, 16, 16)
     assert torch.equal(a["noise"], b["noise"]) and torch.equal(a["gt"], b["gt"])
@@ -181,3 +181,65 @@ def test_cli_trains_the_shipped_config(shared, sim_x4, tmp_path, capsys):
     assert code == 0
     assert "done: step 2" in capsys.readouterr().out
     assert (tmp_path / "cli" / "last.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def sim_triple(shared, tmp_path_factory):
+    photos = tmp_path_factory.mktemp("photos3")
+    shutil.copy(shared("data", "photos", "apples.jpg"), photos / "apples.jpg")
+    out = tmp_path_factory.mktemp("sim3") / "sim_triple"
+    simulate_dataset(photos, out, ratio=4, refs=(2, 4), seed=0, crop=192)
+    return out
+
+
+def _pp_cfg(shared, data, out, name, steps, extra=()):
+    # ++ models need LR sides divisible by 8 and Ref windows of LR px 24 / 12 at patch 48
+    return _cfg(
+        shared,
+        data,
+        out,
+        steps=steps,
+        extra=[f"model.name={name}", "data.train.lr_patch=32", "model.config.n_blocks=2", *extra],
+    )
+
+
+def test_selfdzsr_pp_trains_with_prealignment_and_masked_losses(shared, sim_x4, tmp_path):
+    cfg = _pp_cfg(shared, sim_x4, tmp_path / "pp", "selfdzsr-pp", 3, ["zoom.prealign=true"])
+    trainer = Trainer(cfg, quiet=True)
+    seen = {}
+    loss = trainer.task.loss
+    original = loss.forward
+
+    def spy(sr, hr, lr, mask=None):
+        seen["mask"] = mask
+        return original(sr, hr, lr, mask=mask)
+
+    loss.forward = spy
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    assert all(math.isfinite(h["loss"]) for h in trainer.history)
+    mask = seen["mask"]
+    assert mask is not None and mask.shape == (2, 1, 128, 128)
+    assert 0.5 < float(mask.mean()) <= 1.0  # the flow's valid area, soft at its border
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(v, after[k]) for k, v in before.items())
+
+
+def test_selftzsr_pp_trains_on_triple_samples_and_validates(shared, sim_triple, tmp_path):
+    extra = [f"data.val.path={sim_triple}"]
+    cfg = _pp_cfg(shared, sim_triple, tmp_path / "tz", "selftzsr-pp", 2, extra)
+    trainer = Trainer(cfg, quiet=True)
+    batch = next(iter(trainer.batches()))
+    assert {"ref2x", "ref4x", "coord_ref2x", "coord_ref4x", "noise"} <= set(batch)
+    trainer.fit()
+    assert all(math.isfinite(h["loss"]) for h in trainer.history)
+    val = trainer.validate()
+    assert all(5 < v < 60 for v in val.values())
+
+
+def test_triple_model_on_dual_data_is_refused(shared, sim_x4, tmp_path):
+    from zoomsr.errors import DataError
+
+    cfg = _pp_cfg(shared, sim_x4, tmp_path / "bad", "selftzsr-pp", 1)
+    with pytest.raises(DataError, match="View2x"):
+        Trainer(cfg, quiet=True).fit()

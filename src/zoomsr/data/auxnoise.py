@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from zoomsr.data.sisr import item_generator
-from zoomsr.data.zoom import ZoomSample, ZoomTrainSet
+from zoomsr.data.zoom import ZoomTrainSet
 
 NOISE_SALT = 0x5E1FD2  # separates the noise stream from the patch stream of the same index
 
@@ -70,27 +70,26 @@ def degrade_noise(
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous()
 
 
-class NoisyZoomTrainSet(ZoomTrainSet):
-    """:class:`ZoomTrainSet` items plus ``noise`` (3, p, p): :func:`degrade_noise` of the item's
-    (augmented) GT patch, drawn from its own ``(seed, index)`` stream."""
+class WithAuxNoise(torch.utils.data.Dataset):
+    """Items of a :class:`ZoomTrainSet` (dual or triple) plus ``noise`` (3, p, p): the
+    :func:`degrade_noise` of the item's (augmented) GT patch, from its own ``(seed, index)``
+    stream so the patch draws stay as they are."""
 
     def __init__(
         self,
-        samples: list[ZoomSample],
-        ratio: int,
-        lr_patch: int = 48,
-        seed: int = 0,
-        augment: bool = True,
+        base: ZoomTrainSet,
         sigma: tuple[int, int] = (5, 30),
         quality: tuple[int, int] = (60, 95),
     ):
-        super().__init__(samples, ratio, lr_patch, seed, augment)
-        self.sigma, self.quality = tuple(sigma), tuple(quality)
+        self.base, self.sigma, self.quality = base, tuple(sigma), tuple(quality)
+
+    def __len__(self) -> int:
+        return len(self.base)
 
     def __getitem__(self, index: int) -> dict:
-        item = super().__getitem__(index)
-        g = item_generator(self.seed, index, NOISE_SALT)
+        item = self.base[index]
+        g = item_generator(self.base.seed, index, NOISE_SALT)
         gt = torch.round(item["gt"] * 255).to(torch.uint8)  # exact: the patch came from uint8
-        noise = degrade_noise(gt, self.ratio, g, self.sigma, self.quality)
+        noise = degrade_noise(gt, self.base.ratio, g, self.sigma, self.quality)
         item["noise"] = noise.float().div(255)
         return item

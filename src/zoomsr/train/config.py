@@ -92,6 +92,7 @@ class ZoomCfg:
     sw_backbone: str = "vgg19_caffe"  # SW loss features; vgg19 = torchvision's (local file)
     sw_feature_scales: list[float] | None = None  # per-tap divisors; None: calibrated defaults
     val_pad: int = 8  # whole-image validation: LR edge-padded to a multiple of this
+    prealign: bool = False  # ++: warp each LR patch onto its GT by optical flow; masked losses
 
 
 @dataclass

@@ -143,6 +143,12 @@ class SISRTask(Task):
         self._last = None
         return {"D": float(d_loss.detach())}
 
+    def _refs(self, b: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The batch's Refs (widest first) and their per-sample LR boxes."""
+        if len(self.zooms) == 1:
+            return [b["ref"]], [b["ref_box"]]
+        return [b[f"ref{z}x"] for z in self.zooms], [b[f"coord_ref{z}x"] for z in self.zooms]
+
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float] | None:
         v = self.cfg.data.val
@@ -182,7 +188,11 @@ AUXLR_NAME = "selfdzsr-auxlr"  # the generator's name in its weight file (not a 
 
 
 def _load_student(model: nn.Module, path: str) -> None:
-    """The frozen matcher: an official ``Student_model_*.pth`` or a ``student.safetensors``."""
+    """The frozen matcher: ``imagenet`` (VGG16, both branches), an official
+    ``Student_model_*.pth`` or a ``student.safetensors`` of ``zoomsr train-matcher``."""
+    if path == "imagenet":
+        model.matcher.load_imagenet()
+        return
     from zoomsr.train.matcher import read_student_weights
 
     model.matcher.load_state_dict(read_student_weights(path), strict=True)
@@ -217,25 +227,30 @@ def bicubic_down_ac(gt: torch.Tensor, ratio: int) -> torch.Tensor:
 
 
 class ZoomTask(Task):
-    """SelfDZSR (ECCV) training: SR net and auxiliary-LR generator together (reference §3.6, §4).
+    """SelfDZSR family training: SR net and auxiliary-LR generator together (reference §3.6-3.8, §4).
 
     Per batch: the generator maps GT to the LR domain (L1 to the LR + λ_c·centroid); its output,
     detached, plus the noise residual ``noise - bicubic↓(GT)`` is the auxiliary LR that guides
-    matching and the AdaSTNs; the SR loss is ``cfg.loss`` on the SR output vs the GT. Stage
-    ``auxlr`` trains the generator alone (no SR forward).
+    the AdaSTNs (and, in the ECCV model, matching); the SR loss is ``cfg.loss`` on the SR output
+    vs the GT. ``zoom.prealign`` (++, §2.6) first warps each LR patch onto its GT by optical flow
+    and masks every loss. Dual-zoom models train on dual samples, SelfTZSR++ on triple ones.
+    Stage ``auxlr`` trains the generator alone (no SR forward).
     """
 
     def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device, resume: bool):
         from zoomsr.losses.centroid import CentroidLoss
         from zoomsr.models.zoom import AuxLRGenerator, SelfDZSR
+        from zoomsr.models.zoom.selfdzsr_pp import ZoomPlusPlus
 
         z = cfg.zoom
         if z.stage not in ("auxlr", "joint"):
             raise ZoomsrError(f"unknown zoom.stage '{z.stage}'; use auxlr or joint")
-        if not isinstance(model, SelfDZSR):
+        if not isinstance(model, SelfDZSR | ZoomPlusPlus):
             raise ZoomsrError(f"model '{cfg.model.name}' has no zoom training recipe yet")
         self.cfg, self.model, self.device = cfg, model, device
         self.stage, self.ratio = z.stage, cfg.model.scale
+        self.eccv = isinstance(model, SelfDZSR)
+        self.zooms = tuple(getattr(model, "zooms", (self.ratio,)))  # the Refs, widest first
         if z.student and not resume:
             _load_student(model, z.student)
         self.generator = AuxLRGenerator(self.ratio, n_feats=z.auxlr_feats).to(device).train()
@@ -253,21 +268,18 @@ class ZoomTask(Task):
         self.rng = torch.Generator().manual_seed(cfg.run.seed)
 
     def dataset(self) -> torch.utils.data.Dataset:
-        from zoomsr.data.auxnoise import NoisyZoomTrainSet
-        from zoomsr.data.zoom import load_zoom_samples
+        from zoomsr.data.auxnoise import WithAuxNoise
+        from zoomsr.data.zoom import TripleZoomTrainSet, ZoomTrainSet, load_zoom_samples
 
         d, z = self.cfg.data, self.cfg.zoom
         if not d.train.zoom:
             raise ZoomsrError("no training data: set data.train.zoom to zoom sample folders")
-        return NoisyZoomTrainSet(
-            load_zoom_samples(*d.train.zoom),
-            self.ratio,
-            d.train.lr_patch,
-            self.cfg.run.seed,
-            augment=d.flip,
-            sigma=tuple(z.noise_sigma),
-            quality=tuple(z.jpeg_quality),
-        )
+        samples, seed = load_zoom_samples(*d.train.zoom), self.cfg.run.seed
+        if len(self.zooms) == 1:
+            base = ZoomTrainSet(samples, self.ratio, d.train.lr_patch, seed, augment=d.flip)
+        else:
+            base = TripleZoomTrainSet(samples, self.zooms, d.train.lr_patch, seed, augment=d.flip)
+        return WithAuxNoise(base, sigma=tuple(z.noise_sigma), quality=tuple(z.jpeg_quality))
 
     def param_groups(self) -> dict[str, tuple[list[nn.Parameter], float]]:
         groups = {"auxlr": (list(self.generator.parameters()), self.cfg.zoom.auxlr_lr)}
@@ -279,7 +291,13 @@ class ZoomTask(Task):
     def step(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         b = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "name"}
         lr, gt = b["lr"], b["gt"]
-        aux, kernels = self.generator(gt, lr)
+        lr_mask, gt_mask = None, b.get("gt_mask")
+        if self.cfg.zoom.prealign:  # ++ online alignment: the warped LR replaces the LR (§2.6)
+            from zoomsr.data.zoom import align_patch
+
+            lr, lr_mask, flow_mask = align_patch(lr, gt, self.ratio)
+            gt_mask = flow_mask if gt_mask is None else gt_mask * flow_mask
+        aux, kernels = self.generator(gt if gt_mask is None else gt * gt_mask, lr)
         content = F.l1_loss(aux, lr)
         centroid = self.centroid(kernels)
         total = content + centroid
@@ -288,18 +306,30 @@ class ZoomTask(Task):
             # The SR terms never reach the generator: its output is detached (reference §4).
             noise = b["noise"] - bicubic_down_ac(gt, self.ratio)
             guide = (aux.detach() + noise).clamp(0, 1)
-            out = self.model.forward_trace(
-                lr,
-                b["ref"],
-                b["ref_box"].tolist(),
-                lr_centre=b["lr_ref"],
-                guide_lr=guide,
-                generator=self.rng,
-            )
-            sr_total, terms = self.loss(out["sr"], gt, lr)
+            if lr_mask is not None:
+                guide = guide * lr_mask
+            if self.eccv:
+                out = self.model.forward_trace(
+                    lr,
+                    b["ref"],
+                    b["ref_box"].tolist(),
+                    lr_centre=b["lr_ref"],
+                    guide_lr=guide,
+                    generator=self.rng,
+                )
+            else:
+                refs, boxes = self._refs(b)
+                out = self.model.forward_trace(lr, refs, boxes, guide_lr=guide, generator=self.rng)
+            sr_total, terms = self.loss(out["sr"], gt, lr, mask=gt_mask)
             total = total + sr_total
             logs.update(terms)
         return total, logs
+
+    def _refs(self, b: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The batch's Refs (widest first) and their per-sample LR boxes."""
+        if len(self.zooms) == 1:
+            return [b["ref"]], [b["ref_box"]]
+        return [b[f"ref{z}x"] for z in self.zooms], [b[f"coord_ref{z}x"] for z in self.zooms]
 
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float] | None:
