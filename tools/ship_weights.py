@@ -5,17 +5,21 @@
         --hardware "2-core x86-64 CPU, 1 thread" --hours 2.1
 
 The file keeps zoomsr's model metadata, so ``load_model`` rebuilds the architecture from it.
+Zoom models: ``--half`` stores float16 (loaded back into float32) and ``--drop-imagenet-matcher``
+leaves out the frozen ImageNet VGG16 matcher, which loading rebuilds from the backbone cache;
+together they keep a SelfDZSR++ file near 4 MB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
+from zoomsr.models.checkpoints import shipping_state
 from zoomsr.models.zoo import MANIFEST, WEIGHTS_DIR, read_manifest, sha256_file
 
 
@@ -32,13 +36,25 @@ def main() -> None:
     p.add_argument("--hours", type=float, required=True)
     p.add_argument("--summary", default=None)
     p.add_argument("--results", default=None, help="JSON of benchmark results to record")
+    p.add_argument("--half", action="store_true", help="store float16 tensors")
+    p.add_argument(
+        "--drop-imagenet-matcher",
+        action="store_true",
+        help="zoom models: leave out matcher.* (an ImageNet VGG16 matcher, rebuilt on load)",
+    )
     args = p.parse_args()
 
     src = args.run / f"{args.which}.safetensors"
     with safe_open(str(src), "pt") as f:
         meta = f.metadata()
+    try:
+        state, meta = shipping_state(
+            load_file(str(src)), meta, args.half, args.drop_imagenet_matcher
+        )
+    except ValueError as err:
+        raise SystemExit(f"ship_weights: {err}") from None
     dst = WEIGHTS_DIR / f"{args.name}.safetensors"
-    shutil.copyfile(src, dst)
+    save_file(state, str(dst), metadata=meta)
     manifest = read_manifest()
     config = json.loads(meta.get("config", "{}"))
     manifest["models"][args.name] = {

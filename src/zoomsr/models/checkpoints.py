@@ -65,8 +65,14 @@ def load_checkpoint_model(path: str | Path, scale: int | None = None, device="cp
     if scale is not None and scale != file_scale:
         raise ZoomsrError(f"'{path}' is a x{file_scale} model; it cannot upscale x{scale}")
     model = load_model(meta["model"], file_scale, "cpu", **json.loads(meta.get("config", "{}")))
+    matcher = meta.get("matcher")
+    if matcher == "imagenet":  # shipped zoom weights leave out the frozen ImageNet matcher
+        model.matcher.load_imagenet()
+        state = {**{f"matcher.{k}": v for k, v in model.matcher.state_dict().items()}, **state}
+    elif matcher:
+        raise ZoomsrError(f"'{path}' names an unknown matcher '{matcher}'")
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True)  # copies fp16 files into fp32 parameters
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ZoomsrError(
@@ -74,3 +80,25 @@ def load_checkpoint_model(path: str | Path, scale: int | None = None, device="cp
         ) from None
     model.weights_path = str(path)
     return model.eval().to(device)
+
+
+def shipping_state(
+    state: dict[str, torch.Tensor],
+    meta: dict[str, str],
+    half: bool = False,
+    drop_imagenet_matcher: bool = False,
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A smaller copy of a model file's contents for ``zoomsr/weights``: float16 tensors
+    (``half``) and, for zoom models whose frozen matcher is ImageNet VGG16, no ``matcher.*``
+    (:func:`load_checkpoint_model` rebuilds it from the backbone cache)."""
+    if drop_imagenet_matcher:
+        from zoomsr.models.zoom import StudentExtractor
+
+        imagenet = StudentExtractor().load_imagenet().state_dict()
+        if any(not v.equal(state.get(f"matcher.{k}", v.new_empty(0))) for k, v in imagenet.items()):
+            raise ValueError("the matcher of these weights is not ImageNet VGG16; keep it")
+        state = {k: v for k, v in state.items() if not k.startswith("matcher.")}
+        meta = {**meta, "matcher": "imagenet"}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    return state, meta

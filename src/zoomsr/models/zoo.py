@@ -49,11 +49,13 @@ def _builder(name: str):
 
 
 def register_shipped() -> None:
+    from zoomsr.models.registry import get_spec
+
     for name, entry in read_manifest()["models"].items():
         register(
             ModelSpec(
                 name=name,
-                task="sisr",
+                task=get_spec(entry["model"]).task,
                 build=_builder(name),
                 scales=(int(entry["scale"]),),
                 default_scale=int(entry["scale"]),
