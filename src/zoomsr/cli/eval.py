@@ -11,7 +11,10 @@ from zoomsr.metrics.conventions import CONVENTIONS
 EPILOG = """\
 Dataset folders (--data, repeatable) may hold HR/ + LR_bicubic/X{s}/NAMEx{s}.png (the EDSR
 benchmark layout), HR/ + LR/, or HR/ alone (LR is then made by MATLAB-exact bicubic
-downscaling). Conventions:
+downscaling), or zoom sample folders (LR.png, GT.png, Ref*.png, meta.json, as 'zoomsr simulate'
+and 'zoomsr prepare' write them). Zoom models (selfdzsr, ...) take zoom sample folders only
+and default to the selfdzsr convention with full, centre and corner regions; the scale is the
+model's. Conventions:
   sisr      Y of BT.601 YCbCr (16-235, float), shave = scale, Wang SSIM - as the SISR papers
   selfdzsr  RGB, no shave, scikit-image SSIM over channels, LPIPS-alex - as the SelfDZSR papers
 
@@ -19,6 +22,9 @@ examples:
   zoomsr eval --method bicubic --data ../shared/data/Set5 --scale 2,3,4
   zoomsr eval --model bicubic --data Set5 --data Set14 --scale 4 --metrics psnr,ssim,lpips \\
       --per-image --out results
+  zoomsr eval --model selfdzsr-x4 runs/dzsr/best.safetensors --data zoom_test \\
+      --metrics psnr,ssim,lpips
+  zoomsr eval --model runs/dzsr/best.safetensors --data zoom_test --zoom-method tiled
 """
 
 
@@ -35,21 +41,27 @@ def add_parser(sub) -> None:
         "--method",
         dest="model",
         required=True,
-        metavar="NAME",
-        help="model name from 'zoomsr models' (e.g. bicubic) or a .safetensors file; --method is an alias",
+        nargs="+",
+        metavar="MODEL",
+        help="NAME from 'zoomsr models' (e.g. bicubic, selfdzsr-x4), a .safetensors file, or "
+        "NAME FILE (the architecture and its weights); --method is an alias",
     )
     p.add_argument(
         "--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)"
     )
-    p.add_argument("--scale", default="4", help="scale factor(s), e.g. 4 or 2,3,4 (default 4)")
+    p.add_argument(
+        "--scale",
+        default=None,
+        help="scale factor(s), e.g. 4 or 2,3,4 (default: the model's, else 4)",
+    )
     p.add_argument(
         "--metrics", default="psnr,ssim", help="comma list of psnr, ssim, lpips (default psnr,ssim)"
     )
     p.add_argument(
         "--convention",
-        default="sisr",
+        default=None,
         choices=sorted(CONVENTIONS),
-        help="how numbers are computed (default sisr; see below)",
+        help="how numbers are computed (default sisr; selfdzsr for zoom models; see below)",
     )
     space = p.add_mutually_exclusive_group()
     space.add_argument(
@@ -61,9 +73,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--regions",
-        default="full",
-        help="comma list of full, centre, corner (dual-zoom evaluation)",
+        default=None,
+        help="comma list of full, centre, corner (default full; all three for zoom models)",
     )
+    p.add_argument(
+        "--zoom-method",
+        default="whole",
+        choices=["whole", "tiled", "eccv"],
+        help="zoom models: one padded pass (whole, default), memory-bounded tiles (tiled) or "
+        "the official ECCV chop (eccv)",
+    )
+    p.add_argument("--tile", type=int, default=None, help="LR tile side for --zoom-method tiled")
     p.add_argument(
         "--centre-fraction",
         type=float,
@@ -79,38 +99,52 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from zoomsr.infer.evaluate import evaluate_sisr
+    from zoomsr.infer.evaluate import evaluate_sisr, evaluate_zoom, resolve_model
+    from zoomsr.infer.zoom import ZoomOptions
     from zoomsr.metrics import METRICS, REGIONS, MetricSuite, get_convention
     from zoomsr.metrics.suite import parse_list
-    from zoomsr.models.registry import get_spec, is_model_file, load_model
     from zoomsr.tables import report_paths, text_table, write_report
 
-    scales = int_list(args.scale, "--scale")
+    choice = resolve_model(args.model)
+    zoom = choice.task == "zoom"
+    if choice.task not in ("sisr", "zoom"):
+        raise ZoomsrError(f"model '{choice.label}' is a {choice.task} model; eval cannot score it")
+    scale_text = args.scale or (str(choice.scale) if choice.scale else "4")
+    scales = int_list(scale_text, "--scale")
     metrics = parse_list(args.metrics, METRICS, "metric")
-    regions = parse_list(args.regions, REGIONS, "region")
+    regions = parse_list(
+        args.regions or ("full,centre,corner" if zoom else "full"), REGIONS, "region"
+    )
     if args.shave is not None and args.shave < 0:
         raise ZoomsrError("--shave must be >= 0")
-    convention = get_convention(args.convention).with_overrides(
-        y_only=args.y_only, shave=args.shave
-    )
+    if args.tile is not None and args.tile < 8:
+        raise ZoomsrError("--tile must be at least 8")
+    convention = get_convention(args.convention or ("selfdzsr" if zoom else "sisr"))
+    convention = convention.with_overrides(y_only=args.y_only, shave=args.shave)
     device = resolve_device(args.device)
-    spec = None if is_model_file(args.model) else get_spec(args.model)
-    if spec is not None and spec.task != "sisr":
-        raise ZoomsrError(
-            f"model '{args.model}' is a {spec.task} model; eval of it is not supported yet"
-        )
     if args.out:
         report_paths(args.out)  # refuse a bad --out before the work
 
     suite = MetricSuite(convention, metrics, regions, args.centre_fraction, device=device)
-    report = evaluate_sisr(
-        lambda s: load_model(args.model, s, device),
-        args.data,
-        scales,
-        suite,
-        args.model,
-        progress(args.quiet),
-    )
+    if zoom:
+        model = choice.load(None, device)
+        if args.scale and scales != [model.scale]:
+            raise ZoomsrError(
+                f"{choice.label} is a x{model.scale} model; drop --scale {args.scale}"
+            )
+        opts = ZoomOptions(method=args.zoom_method, quiet=args.quiet)
+        if args.tile is not None:
+            opts.tile = args.tile
+        report = evaluate_zoom(model, args.data, suite, choice.label, opts, progress(args.quiet))
+    else:
+        report = evaluate_sisr(
+            lambda s: choice.load(s, device),
+            args.data,
+            scales,
+            suite,
+            choice.label,
+            progress(args.quiet),
+        )
 
     cols_summary = ["model", "data", "scale", "images", *report.columns]
     cols_images = ["model", "data", "scale", "image", *report.columns]
@@ -123,6 +157,8 @@ def run(args) -> int:
         tables = {"summary": (report.summary, cols_summary)}
         if args.per_image:
             tables["per_image"] = (report.per_image, cols_images)
-        for path in write_report(args.out, f"zoomsr eval: {args.model}", report.convention, tables):
+        for path in write_report(
+            args.out, f"zoomsr eval: {choice.label}", report.convention, tables
+        ):
             print(f"wrote {path}")
     return 0
