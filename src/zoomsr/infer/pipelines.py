@@ -1,14 +1,19 @@
-"""High-level jobs on image files: upscale (and, later, zoom)."""
+"""High-level jobs on image files: upscale and zoom."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
+from zoomsr.data.zoom import META_FILE, write_zoom_sample
+from zoomsr.errors import ImageWriteError, WeightsNotFoundError, ZoomsrError
 from zoomsr.infer.engine import InferOptions, run_sisr
-from zoomsr.io import read_image, write_image
+from zoomsr.io import IMAGE_EXTENSIONS, read_image, write_image
 from zoomsr.ops.resize import imresize
 
 
@@ -37,3 +42,150 @@ def upscale_file(
         # Alpha is a mask, not texture: interpolate it rather than hallucinate detail.
         alpha = imresize(image.alpha, size=tuple(sr.shape[-2:])).clamp(0, 1)
     return write_image(dst, image.replace(sr, alpha), overwrite=overwrite, inputs=inputs)
+
+
+# ------------------------------------------------------------------------------------------ zoom
+
+# Shipped zoom weights: registered by models/zoo.py once their files are in weights/manifest.json.
+DEFAULT_ZOOM_MODEL = "selfdzsr-pp-x4"
+SHIPPED_ZOOM_MODELS = ("selfdzsr-pp-x4", "selftzsr-pp-x4")
+
+
+@dataclass
+class ZoomReport:
+    """What :func:`zoom_files` wrote and how long each stage took."""
+
+    path: Path
+    size: tuple[int, int]  # (width, height) of the result
+    bytes: int
+    seconds: dict[str, float]  # "prepare", "zoom", "write"
+    meta: dict
+
+
+def is_zoom_model(model: nn.Module) -> bool:
+    """Whether ``model`` takes ``(lr, refs, ref_boxes)``; shipped weights name their architecture."""
+    from zoomsr.models.registry import get_spec
+
+    name = getattr(model, "model_name", None)
+    try:
+        if name:
+            return get_spec(name).task == "zoom"
+    except ZoomsrError:  # an architecture not registered here: trust the model's own label
+        pass
+    return getattr(model, "task", None) == "zoom"
+
+
+def load_zoom_model(
+    name: str = DEFAULT_ZOOM_MODEL, scale: int | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """A zoom model by registered name or model file; a clear error for anything else."""
+    from zoomsr.models.registry import is_model_file, list_models, load_model
+
+    name = str(name)
+    if (
+        name in SHIPPED_ZOOM_MODELS
+        and not is_model_file(name)
+        and name not in {s.name for s in list_models()}
+    ):
+        raise WeightsNotFoundError(
+            f"the shipped weights of '{name}' are not installed; pass a zoom model file "
+            "(.safetensors, e.g. from 'zoomsr train' or 'zoomsr convert') with --model"
+        )
+    model = load_model(name, scale, device)
+    if not is_zoom_model(model):
+        raise ZoomsrError(
+            f"'{name}' is a single-image model: use 'zoomsr upscale', or give a zoom model "
+            f"({', '.join(SHIPPED_ZOOM_MODELS)} or a zoom model file) with --model"
+        )
+    return model
+
+
+def _zoom_output(dst: Path, wide: Path, scale: int) -> Path:
+    return dst / f"{wide.stem}_zoom_x{scale}.png" if dst.is_dir() else dst
+
+
+def _check_zoom_paths(
+    dst: Path, inputs: list[Path], save_inputs: Path | None, overwrite: bool
+) -> None:
+    """Refuse what would fail or destroy something, before any long work."""
+    if dst.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ZoomsrError(
+            f"cannot write '{dst}': unknown image extension '{dst.suffix}' (use .png, .tif or .jpg)"
+        )
+    if not overwrite and any(dst.resolve() == p.resolve() for p in inputs):
+        raise ImageWriteError(f"refusing to overwrite input '{dst}' (pass --overwrite)")
+    if dst.exists() and not overwrite:
+        raise ImageWriteError(f"'{dst}' exists; pass --overwrite to replace it")
+    if save_inputs is not None and (save_inputs / META_FILE).exists() and not overwrite:
+        raise ImageWriteError(f"'{save_inputs}' already holds saved inputs; pass --overwrite")
+
+
+def _save_zoom_inputs(folder: Path, capture, model_name: str) -> None:
+    """LR.png, Ref.png (or Ref{z}x.png for several) and meta.json: the prepared model inputs."""
+    names = ["Ref"] if len(capture.refs) == 1 else [f"Ref{z}x" for z in capture.zooms]
+    meta = {
+        **capture.meta,
+        "model": model_name,
+        "ref_boxes": {n: list(b) for n, b in zip(names, capture.ref_boxes, strict=True)},
+    }
+    write_zoom_sample(
+        folder, {"LR": capture.lr, **dict(zip(names, capture.refs, strict=True))}, meta
+    )
+
+
+def zoom_files(
+    model: nn.Module,
+    wide: str | Path,
+    refs: Sequence[str | Path],
+    dst: str | Path,
+    *,
+    ratio="auto",
+    options=None,
+    overwrite: bool = False,
+    save_inputs: str | Path | None = None,
+    progress: Callable = lambda it, _desc: it,
+) -> ZoomReport:
+    """Super-resolve a whole wide capture with its reference captures; write ``dst`` atomically.
+
+    ``refs``: the tele (and, for a triple model, the middle camera), any order. ``dst`` is an
+    image file (a folder: ``<wide>_zoom_x<s>.png`` in it); it gets the wide file's form: 16-bit
+    PNG/TIFF when the wide is 16-bit, gray when it is gray. ``options``: a ``ZoomOptions``.
+    """
+    from zoomsr.data.capture import prepare_zoom_inputs
+    from zoomsr.infer.zoom import ZoomOptions, ref_zooms, run_zoom
+
+    wide, ref_paths = Path(wide), [Path(p) for p in refs]
+    dst = _zoom_output(Path(dst), wide, model.scale)
+    save_dir = Path(save_inputs) if save_inputs is not None else None
+    name = getattr(model, "model_name", type(model).__name__)
+    zooms = ref_zooms(model)
+    if len(ref_paths) != len(zooms):
+        what = "the tele" if len(zooms) == 1 else "the middle camera and the tele"
+        raise ZoomsrError(
+            f"model '{name}' takes {len(zooms)} reference(s) ({what}), got {len(ref_paths)}"
+        )
+    _check_zoom_paths(dst, [wide, *ref_paths], save_dir, overwrite)
+
+    seconds = {}
+    start = time.perf_counter()
+    capture = prepare_zoom_inputs(wide, ref_paths, zooms, ratio, progress)
+    if save_dir is not None:
+        _save_zoom_inputs(save_dir, capture, name)
+    seconds["prepare"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    sr = run_zoom(
+        model,
+        capture.lr[None],
+        [r[None] for r in capture.refs],
+        capture.ref_boxes,
+        options or ZoomOptions(progress=progress),
+    )
+    seconds["zoom"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    result = capture.wide.replace(sr.float().cpu().clamp(0, 1))
+    write_image(dst, result, overwrite=overwrite, inputs=[wide, *ref_paths])
+    seconds["write"] = time.perf_counter() - start
+    meta = {**capture.meta, "model": name, "scale": model.scale}
+    return ZoomReport(dst, (result.width, result.height), dst.stat().st_size, seconds, meta)
