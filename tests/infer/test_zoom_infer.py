@@ -270,3 +270,15 @@ def test_patch_select_finds_the_window_with_the_tiles_colours():
     tile = 0.7 + 0.3 * torch.rand(1, 3, 32, 32, generator=g)
     top, left = M.PatchSelector(ref, (32, 32))(tile)
     assert (top, left) == (40, 64)
+
+
+def test_auto_is_whole_for_small_inputs_and_tiled_for_large(model, whole, monkeypatch):
+    import zoomsr.infer.zoom as Z
+
+    lr, ref = _inputs()
+    assert torch.equal(run_zoom(model, lr, [ref], [BOX]), whole)  # 40 x 56: one pass
+    chosen = []
+    monkeypatch.setattr(Z, "AUTO_WHOLE_PIXELS", 40 * 56 - 1)
+    monkeypatch.setattr(SelfDZSRRunner, "tiled", lambda self, *a: chosen.append(a) or whole)
+    run_zoom(model, lr, [ref], [BOX])
+    assert len(chosen) == 1

@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
         type=int,
         default=None,
         help="LR tile side for bounded-memory tiled inference (0: one whole-image pass; "
-        "default: the engine's choice)",
+        "default: auto, tiles above 512x512 LR px)",
     )
     p.add_argument(
         "--save-inputs", metavar="DIR", help="also write the prepared LR / Ref images and meta.json"
@@ -83,7 +83,8 @@ def parse_ratio(text: str, n_refs: int):
 
 
 def zoom_options(tile: int | None, bar):
-    """--tile N: bounded-memory tiles of N LR px; 0: one whole-image pass; none: the default."""
+    """--tile N: bounded-memory tiles of N LR px; 0: one whole-image pass; none: auto (tiles
+    above 512x512 LR px)."""
     from zoomsr.infer.zoom import ZoomOptions
 
     if tile is None:

@@ -5,6 +5,8 @@ at their zoom (widest first) and each Ref's footprint ``(top, bottom, left, righ
 pixels, and returns the 1 x 3 x sH x sW output in [0, 1] on the CPU. Methods
 (selfdzsr_reference.md §6.1, §6.2):
 
+- ``auto`` (default): ``whole`` up to ``AUTO_WHOLE_PIXELS`` LR pixels, ``tiled`` above (when
+  the model supports it), so a 12 MP capture never runs the quadratic global matching.
 - ``whole``: one pass over the LR edge-padded to a multiple of 8, as the SelfDZSR++ test code.
   Works for every zoom model. Matching is global, so time grows with the square of the area.
 - ``tiled`` (SelfDZSR, SelfDZSR++, SelfTZSR++): bounded memory, time linear in the area.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +37,8 @@ from zoomsr.infer.engine import model_device
 from zoomsr.models.zoom import matching as M
 from zoomsr.ops.tiles import blend_window, plan_tiles
 
-METHODS = ("whole", "tiled", "eccv")
+METHODS = ("auto", "whole", "tiled", "eccv")
+AUTO_WHOLE_PIXELS = 512 * 512  # "auto": larger LRs are tiled (global matching is quadratic)
 PAD_MULTIPLE = 8  # the SelfDZSR++ test pads the LR to this (SelfDZSR itself needs 4)
 FRONT_MARGIN = 16  # LR px of context for the trunk up to the fusion (strips of the modulation)
 
@@ -45,7 +48,7 @@ Progress = Callable[[Iterable, str], Iterable]
 
 @dataclass
 class ZoomOptions:
-    method: str = "whole"  # whole | tiled | eccv
+    method: str = "auto"  # auto | whole | tiled | eccv
     tile: int = 256  # LR side of a trunk tile ("tiled")
     overlap: int = 16  # LR px blended between neighbouring tiles (at most tile / 2)
     margin: int | None = None  # LR px of context per tile side; None: the receptive field
@@ -112,6 +115,9 @@ def run_zoom(
     refs = [r.detach().float().cpu() for r in refs]
     boxes = _check_inputs(model, lr, refs, ref_boxes)
     runner_cls = next((r for cls, r in _RUNNERS.items() if isinstance(model, cls)), None)
+    if opts.method == "auto":
+        big = lr.shape[-2] * lr.shape[-1] > AUTO_WHOLE_PIXELS
+        opts = replace(opts, method="tiled" if big and runner_cls is not None else "whole")
     if opts.method != "whole" and runner_cls is None:
         raise ZoomsrError(
             f"zoom method '{opts.method}' is not available for "
