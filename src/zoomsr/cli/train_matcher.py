@@ -11,7 +11,7 @@ examples:
   zoomsr train-matcher --photos ../shared/data/photos --out runs/student_x4 --resume
   zoomsr train-matcher --photos photos/ --out runs/student_x2 --set data.ratio=2 --steps 5000
   zoomsr train-matcher --photos photos/ --out runs/distilled \\
-      --teacher ../shared/parity/selfdzsr_eccv_x4/Student_model_400.pth
+      --teacher runs/student_x4/student.safetensors
 Then use it in a SelfDZSR recipe: --set zoom.student=runs/student_x4/student.safetensors
 """
 
