@@ -9,12 +9,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from zoomsr.errors import ZoomsrError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -130,19 +132,21 @@ def _all_keys(node: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown_key_error(err: ConfigKeyError) -> ZoomsrError:
+def _unknown_key_error(err: ConfigKeyError, schema: type) -> ZoomsrError:
     key = str(getattr(err, "full_key", "") or "?")
-    valid = _all_keys(OmegaConf.to_container(OmegaConf.structured(TrainConfig)))
+    valid = _all_keys(OmegaConf.to_container(OmegaConf.structured(schema)))
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return ZoomsrError(f"unknown config key '{key}'{hint}")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """Schema defaults <- YAML file <- ``key=value`` overrides; returns a typed config."""
-    schema = OmegaConf.structured(TrainConfig)
+def load_structured(
+    schema: type[T], path: str | Path | None = None, overrides: list[str] = ()
+) -> T:
+    """Defaults of the dataclass ``schema`` <- YAML file <- ``key=value`` overrides; returns a
+    typed ``schema`` instance. OmegaConf's errors become one-line :class:`ZoomsrError`s."""
     try:
-        cfg = schema
+        cfg = OmegaConf.structured(schema)
         if path is not None:
             path = Path(path)
             if not path.is_file():
@@ -160,7 +164,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
             raise ZoomsrError(f"config is missing required key(s): {', '.join(sorted(missing))}")
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except ConfigKeyError as err:
-        raise _unknown_key_error(err) from None
+        raise _unknown_key_error(err, schema) from None
     except ValidationError as err:
         first = str(err).splitlines()[0]
         raise ZoomsrError(
@@ -168,6 +172,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
         ) from None
     except OmegaConfBaseException as err:
         raise ZoomsrError(f"bad config: {str(err).splitlines()[0]}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """Schema defaults <- YAML file <- ``key=value`` overrides; returns a typed config."""
+    return load_structured(TrainConfig, path, overrides)
 
 
 def to_yaml(cfg: TrainConfig) -> str:

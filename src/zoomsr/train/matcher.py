@@ -26,7 +26,6 @@ matching accuracy, not a PSNR. It keeps the engine's conventions: OmegaConf YAML
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import sys
@@ -34,17 +33,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from zoomsr.atomic import write_json, write_text
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.zoom.matching import StudentExtractor, correspondence_offsets
-from zoomsr.train.config import OptimCfg, ScheduleCfg
+from zoomsr.train.config import OptimCfg, ScheduleCfg, load_structured
 
 STUDENT_NAME = "selfdzsr-student"  # the extractor's name in its weight file (not a registry model)
 VAL_SALT = 0x7A11  # held-out pairs: another stream than the training items of the same seed
@@ -117,40 +114,9 @@ class MatcherConfig:
     run: MatcherRunCfg = field(default_factory=MatcherRunCfg)
 
 
-def _keys(node: Any, prefix: str = "") -> list[str]:
-    if not isinstance(node, dict):
-        return []
-    return [k for key, v in node.items() for k in (prefix + key, *_keys(v, f"{prefix}{key}."))]
-
-
 def load_matcher_config(path: str | Path | None = None, overrides: list[str] = ()) -> MatcherConfig:
     """Schema defaults <- YAML file <- ``key=value`` overrides (as :mod:`zoomsr.train.config`)."""
-    try:
-        cfg = OmegaConf.structured(MatcherConfig)
-        if path is not None:
-            if not Path(path).is_file():
-                raise ZoomsrError(f"config file '{path}' not found")
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
-        bad = [item for item in overrides if "=" not in item]
-        if bad:
-            raise ZoomsrError(f"--set expects key=value, got '{bad[0]}'")
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-        OmegaConf.resolve(cfg)
-        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
-    except ConfigKeyError as err:
-        key = str(getattr(err, "full_key", "") or "?")
-        valid = _keys(OmegaConf.to_container(OmegaConf.structured(MatcherConfig)))
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ZoomsrError(f"unknown config key '{key}'{hint}") from None
-    except ValidationError as err:
-        first = str(err).splitlines()[0]
-        raise ZoomsrError(
-            f"bad config value: {first} (key '{getattr(err, 'full_key', '?')}')"
-        ) from None
-    except OmegaConfBaseException as err:
-        raise ZoomsrError(f"bad config: {str(err).splitlines()[0]}") from None
+    return load_structured(MatcherConfig, path, overrides)
 
 
 # --------------------------------------------------------------------------- weights
