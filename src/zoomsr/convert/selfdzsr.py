@@ -136,6 +136,29 @@ def _adastn_affine(state: dict[str, Tensor], prefix: str) -> tuple[Tensor, Tenso
     return w.float(), b.float()
 
 
+_ADASTN_PARAMS = (
+    "regular_matrix",
+    "transform_matrix_conv.weight",
+    "transform_matrix_conv.bias",
+    "translation_conv.weight",
+    "translation_conv.bias",
+)
+
+
+def _convert_adastns(
+    state: dict[str, Tensor], pairs: list[tuple[str, str]], out: dict, path
+) -> set[str]:
+    """Fills ``<ours>.affine.*`` in ``out`` for each (official, ours) AdaSTN and checks its
+    constant grid; returns the official keys used."""
+    used = set()
+    grid = regular_grid()
+    for official, ours in pairs:
+        out[f"{ours}.affine.weight"], out[f"{ours}.affine.bias"] = _adastn_affine(state, official)
+        _check_constant(state, f"{official}.regular_matrix", grid, path)
+        used |= {f"{official}.{k}" for k in _ADASTN_PARAMS}
+    return used
+
+
 def _finish(path, state: dict, used: set, extra_used: set) -> None:
     left = sorted(set(state) - used - extra_used)
     if left:
@@ -162,27 +185,8 @@ def convert_refsr_state(state: dict[str, Tensor], path: str | Path = "RefSR") ->
     scale = refsr_scale(state)
     out, used = _rename(state, _REFSR_KEYS)
     out["ref_head.2.weight"] = downblock_to_unshuffle(out["ref_head.2.weight"], scale)
-    extra = set()
-    grid = regular_grid()
-    for official, ours in [
-        ("ada1", "align.0"),
-        ("ada2", "align.1"),
-        ("ada3", "align.2"),
-        ("ref_ada", "ref_align"),
-    ]:
-        out[f"{ours}.affine.weight"], out[f"{ours}.affine.bias"] = _adastn_affine(state, official)
-        _check_constant(state, f"{official}.regular_matrix", grid, path)
-        extra |= {
-            f"{official}.{k}"
-            for k in (
-                "regular_matrix",
-                "transform_matrix_conv.weight",
-                "transform_matrix_conv.bias",
-                "translation_conv.weight",
-                "translation_conv.bias",
-            )
-        }
-    _finish(path, state, used, extra)
+    pairs = [(f"ada{i}", f"align.{i - 1}") for i in (1, 2, 3)] + [("ref_ada", "ref_align")]
+    _finish(path, state, used, _convert_adastns(state, pairs, out, path))
     return out, scale
 
 
@@ -316,25 +320,8 @@ def convert_pp_refsr_state(
                 f"needs x{zoom}"
             )
         out[key] = downblock_to_unshuffle(out[key], zoom)
-    extra = set()
-    grid = regular_grid()
-    for i in (1, 2, 3):
-        official = f"ada{i}"
-        out[f"align.{i - 1}.affine.weight"], out[f"align.{i - 1}.affine.bias"] = _adastn_affine(
-            state, official
-        )
-        _check_constant(state, f"{official}.regular_matrix", grid, path)
-        extra |= {
-            f"{official}.{k}"
-            for k in (
-                "regular_matrix",
-                "transform_matrix_conv.weight",
-                "transform_matrix_conv.bias",
-                "translation_conv.weight",
-                "translation_conv.bias",
-            )
-        }
-    _finish(path, state, used, extra)
+    pairs = [(f"ada{i}", f"align.{i - 1}") for i in (1, 2, 3)]
+    _finish(path, state, used, _convert_adastns(state, pairs, out, path))
     return out, name, scale
 
 
