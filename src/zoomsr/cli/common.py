@@ -1,4 +1,4 @@
-"""Helpers shared by the sub-commands: progress bars, devices, list arguments."""
+"""Helpers shared by the sub-commands: progress bars, devices, list arguments, overrides."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def int_list(text: str, what: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         raise ZoomsrError(f"{what} must be positive integers, got '{text}'")
     return values
+
+
+def flag_overrides(overrides: Iterable[str], flags: dict[str, object]) -> list[str]:
+    """``--set`` items, then ``key=value`` for each flag given (not None), so flags win."""
+    return [*overrides, *(f"{key}={value}" for key, value in flags.items() if value is not None)]
 
 
 def echo(*lines: Iterable[str] | str) -> None:

@@ -53,19 +53,20 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from zoomsr.cli.common import flag_overrides
     from zoomsr.train.config import load_config
     from zoomsr.train.engine import Trainer
 
-    overrides = list(args.overrides)
-    for key, value in (
-        ("run.init", args.init),
-        ("run.out", args.out),
-        ("run.steps", args.steps),
-        ("run.device", args.device),
-        ("zoom.stage", args.stage),
-    ):
-        if value is not None:
-            overrides.append(f"{key}={value}")
+    overrides = flag_overrides(
+        args.overrides,
+        {
+            "run.init": args.init,
+            "run.out": args.out,
+            "run.steps": args.steps,
+            "run.device": args.device,
+            "zoom.stage": args.stage,
+        },
+    )
     cfg = load_config(args.config, overrides)
     summary = Trainer(cfg, resume=args.resume, quiet=args.quiet).fit()
     best = summary.get("best_psnr")

@@ -57,21 +57,22 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from zoomsr.cli.common import flag_overrides
     from zoomsr.errors import ZoomsrError
     from zoomsr.train.matcher import load_matcher_config, train_matcher
 
-    overrides = list(args.overrides)
-    if args.photos:
-        overrides.append(f"data.photos=[{','.join(repr(p) for p in args.photos)}]")
-    for key, value in (
-        ("run.out", args.out),
-        ("run.steps", args.steps),
-        ("run.init", args.init),
-        ("loss.teacher", args.teacher),
-        ("run.device", args.device),
-    ):
-        if value is not None:
-            overrides.append(f"{key}={value}")
+    photos = f"[{','.join(repr(p) for p in args.photos)}]" if args.photos else None
+    overrides = flag_overrides(
+        args.overrides,
+        {
+            "data.photos": photos,
+            "run.out": args.out,
+            "run.steps": args.steps,
+            "run.init": args.init,
+            "loss.teacher": args.teacher,
+            "run.device": args.device,
+        },
+    )
     if args.steps is not None and args.steps < 1:
         raise ZoomsrError(f"--steps must be positive, got {args.steps}")
     cfg = load_matcher_config(args.config, overrides)
