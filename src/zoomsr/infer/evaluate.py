@@ -31,6 +31,15 @@ class EvalReport:
     summary: list[dict] = field(default_factory=list)
 
 
+def _add_dataset(report: EvalReport, rows: list[dict], label: str, data: str, scale: int) -> None:
+    """One dataset's per-image rows, and their mean as its summary row, into ``report``."""
+    report.per_image += rows
+    mean = {c: sum(r[c] for r in rows) / len(rows) for c in report.columns}
+    report.summary.append(
+        {"model": label, "data": data, "scale": scale, "images": len(rows), **mean}
+    )
+
+
 def evaluate_sisr(
     model_for_scale: Callable[[int], nn.Module],
     datasets: Iterable[str | Path],
@@ -62,17 +71,7 @@ def evaluate_sisr(
                         **metrics,
                     }
                 )
-            report.per_image += rows
-            mean = {c: sum(r[c] for r in rows) / len(rows) for c in suite.columns}
-            report.summary.append(
-                {
-                    "model": model_label,
-                    "data": root.name,
-                    "scale": scale,
-                    "images": len(rows),
-                    **mean,
-                }
-            )
+            _add_dataset(report, rows, model_label, root.name, scale)
     return report
 
 
@@ -193,15 +192,5 @@ def evaluate_zoom(
                     **metrics,
                 }
             )
-        report.per_image += rows
-        mean = {c: sum(r[c] for r in rows) / len(rows) for c in suite.columns}
-        report.summary.append(
-            {
-                "model": model_label,
-                "data": root.name,
-                "scale": model.scale,
-                "images": len(rows),
-                **mean,
-            }
-        )
+        _add_dataset(report, rows, model_label, root.name, model.scale)
     return report
