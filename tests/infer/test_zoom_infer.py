@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
 from zoomsr.errors import ZoomsrError
-from zoomsr.infer.zoom import SelfDZSRRunner, ZoomOptions, receptive_margin, run_zoom
+from zoomsr.infer.zoom import ZoomOptions, run_zoom
+from zoomsr.infer.zoom_runners import SelfDZSRRunner, receptive_margin
 from zoomsr.models import load_model
 from zoomsr.models.zoom import SelfDZSR
 from zoomsr.models.zoom import matching as M
