@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _measure import markdown_row_table, run_timed
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "dualzoom" / "iphone11pro_IMG_20" / "wide.jpg"
@@ -25,23 +24,15 @@ def measure(model: str, scale: int, image: Path, extra: list[str]) -> dict:
     zoomsr = Path(sys.executable).with_name("zoomsr")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.png"
-        cmd = ["/usr/bin/time", "-v", str(zoomsr), "upscale", str(image), "-o", str(out)]
+        cmd = [str(zoomsr), "upscale", str(image), "-o", str(out)]
         cmd += ["--model", model, "--scale", str(scale), "-q", *extra]
-        started = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        seconds = time.time() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"zoomsr failed: {proc.stderr.strip().splitlines()[-1]}")
-        rss_kb = int(
-            re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)
-        )
+        timed = run_timed(cmd)
     return {
         "model": model,
         "scale": scale,
         "input": image.name,
         "options": " ".join(extra) or "(defaults)",
-        "peak_rss_gib": round(rss_kb / 2**20, 2),
-        "seconds": round(seconds, 1),
+        **timed,
     }
 
 
@@ -55,14 +46,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "upscale_memory")
     args, extra = p.parse_known_args()
     row = measure(args.model, args.scale, args.image, extra)
-    cols = list(row)
-    table = "\n".join(
-        [
-            "| " + " | ".join(cols) + " |",
-            "|" + "---|" * len(cols),
-            "| " + " | ".join(str(row[c]) for c in cols) + " |",
-        ]
-    )
+    table = markdown_row_table(row)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table + "\n")
