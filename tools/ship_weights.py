@@ -35,6 +35,7 @@ def main() -> None:
     p.add_argument("--hardware", required=True)
     p.add_argument("--hours", type=float, required=True)
     p.add_argument("--summary", default=None)
+    p.add_argument("--steps", type=int, help="total steps, when the run fine-tuned another run")
     p.add_argument("--results", default=None, help="JSON of benchmark results to record")
     p.add_argument("--half", action="store_true", help="store float16 tensors")
     p.add_argument(
@@ -65,7 +66,7 @@ def main() -> None:
         "scale": int(meta["scale"]),
         "config": config,
         "summary": args.summary or f"shipped default x{meta['scale']}: {meta['model']} {config}",
-        "steps": int(meta.get("step", 0)),
+        "steps": args.steps or int(meta.get("step", 0)),
         "loss": meta.get("loss"),
         "data": args.data,
         "command": args.command,
