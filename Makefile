@@ -21,11 +21,14 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/zoomsr upscale samples/lowres/airplane_lr.png -o out/demo/airplane_x4.png --scale 4
-	$(BIN)/zoomsr eval --model default-x4 --data samples/bench --scale 4 --per-image \
-	  --out out/demo/default_x4_eval
-	$(BIN)/zoomsr eval --method bicubic --data samples/bench --scale 4 --out out/demo/bicubic_x4_eval
-	@echo "demo outputs are in out/demo/ (airplane_x4.png: the bundled 80x60 crop super-resolved x4)"
+	$(BIN)/zoomsr backbones install
+	$(BIN)/zoomsr zoom samples/zoom/wide.jpg --ref samples/zoom/tele.jpg \
+	  -o out/demo/wide_zoom_x4.png --save-inputs out/demo/prepared --overwrite
+	$(BIN)/zoomsr upscale samples/zoom/wide.jpg -o out/demo/wide_sisr_x4.png --scale 4
+	@echo "demo outputs are in out/demo/: wide_zoom_x4.png is the bundled iPhone wide crop"
+	@echo "(samples/zoom/wide.jpg) super-resolved x4 by selfdzsr-pp-x4 with the tele shot as"
+	@echo "reference; wide_sisr_x4.png is the single-image default-x4 for comparison;"
+	@echo "prepared/ holds the LR and the aligned, colour-matched reference the model saw."
 
 test: $(STAMP)
 	$(BIN)/zoomsr backbones install
