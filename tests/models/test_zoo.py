@@ -41,3 +41,16 @@ def test_default_is_better_than_bicubic(shared):
         psnr(sr, sample.hr, shave=2, y_only=True) > psnr(bic, sample.hr, shave=2, y_only=True) + 1.0
     )
     assert torch.isfinite(sr).all()
+
+
+def test_shipped_zoom_model_loads_with_its_imagenet_matcher():
+    from zoomsr.models.registry import get_spec
+    from zoomsr.models.zoom import StudentExtractor
+
+    assert get_spec("selfdzsr-pp-x4").task == "zoom"
+    model = load_model("selfdzsr-pp-x4")
+    assert model.scale == 4 and not model.training
+    imagenet = StudentExtractor().load_imagenet().state_dict()
+    for k, v in model.matcher.state_dict().items():
+        assert torch.equal(v, imagenet[k]), k
+    assert all(p.dtype == torch.float32 for p in model.parameters())
