@@ -143,12 +143,6 @@ class SISRTask(Task):
         self._last = None
         return {"D": float(d_loss.detach())}
 
-    def _refs(self, b: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The batch's Refs (widest first) and their per-sample LR boxes."""
-        if len(self.zooms) == 1:
-            return [b["ref"]], [b["ref_box"]]
-        return [b[f"ref{z}x"] for z in self.zooms], [b[f"coord_ref{z}x"] for z in self.zooms]
-
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float] | None:
         v = self.cfg.data.val
