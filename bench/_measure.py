@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from pathlib import Path
 
 
 def run_timed(cmd: list[str]) -> dict:
@@ -19,12 +20,10 @@ def run_timed(cmd: list[str]) -> dict:
     return {"peak_rss_gib": round(rss_kb / 2**20, 2), "seconds": round(seconds, 1)}
 
 
-def markdown_row_table(row: dict) -> str:
-    cols = list(row)
-    return "\n".join(
-        [
-            "| " + " | ".join(cols) + " |",
-            "|" + "---|" * len(cols),
-            "| " + " | ".join(str(row[c]) for c in cols) + " |",
-        ]
-    )
+def report_row(row: dict, out: Path, title: str) -> None:
+    """Print one measured row as a table and write it as md/csv/json (zoomsr.tables)."""
+    from zoomsr.tables import text_table, write_report
+
+    print(text_table([row], list(row)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_report(out, title, "", {title: ([row], list(row))})

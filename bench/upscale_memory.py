@@ -3,18 +3,17 @@
     .venv/bin/python bench/upscale_memory.py                    # default-x2 on the 12 MP iPhone wide shot
     .venv/bin/python bench/upscale_memory.py --model bicubic --scale 2 --tile 0
 
-Prints a Markdown table and writes it (and JSON) next to --out.
+Prints a table and writes it as --out.md, .csv and .json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-from _measure import markdown_row_table, run_timed
+from _measure import report_row, run_timed
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "dualzoom" / "iphone11pro_IMG_20" / "wide.jpg"
@@ -46,11 +45,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "upscale_memory")
     args, extra = p.parse_known_args()
     row = measure(args.model, args.scale, args.image, extra)
-    table = markdown_row_table(row)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(table + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(row, indent=1))
+    report_row(row, args.out, "zoomsr upscale: peak memory and time")
 
 
 if __name__ == "__main__":

@@ -5,19 +5,18 @@
 
 Time and memory do not depend on the weights: ``--random-weights ARCH`` measures an untrained
 network of that architecture (saved to a temporary file) when no trained one is at hand.
-Extra arguments go to ``zoomsr zoom`` (e.g. ``--tile 128``). Prints a Markdown table and writes it
-(and JSON) next to --out.
+Extra arguments go to ``zoomsr zoom`` (e.g. ``--tile 128``). Prints a table and writes it as
+--out.md, .csv and .json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-from _measure import markdown_row_table, run_timed
+from _measure import report_row, run_timed
 
 REPO = Path(__file__).resolve().parents[1]
 PAIR = REPO.parent / "shared" / "data" / "dualzoom" / "iphone11pro_IMG_20"
@@ -61,11 +60,7 @@ def main() -> None:
         "options": " ".join(extra) or "(defaults)",
         **timed,
     }
-    table = markdown_row_table(row)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(table + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(row, indent=1))
+    report_row(row, args.out, "zoomsr zoom: peak memory and time")
 
 
 if __name__ == "__main__":
