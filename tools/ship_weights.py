@@ -16,10 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from zoomsr.models.checkpoints import shipping_state
+from zoomsr.models.checkpoints import read_weights, shipping_state
 from zoomsr.models.zoo import MANIFEST, WEIGHTS_DIR, read_manifest, sha256_file
 
 
@@ -45,12 +44,11 @@ def main() -> None:
     )
     args = p.parse_args()
 
-    src = args.run / f"{args.which}.safetensors"
-    with safe_open(str(src), "pt") as f:
-        meta = f.metadata()
     try:
         state, meta = shipping_state(
-            load_file(str(src)), meta, args.half, args.drop_imagenet_matcher
+            *read_weights(args.run / f"{args.which}.safetensors"),
+            args.half,
+            args.drop_imagenet_matcher,
         )
     except ValueError as err:
         raise SystemExit(f"ship_weights: {err}") from None
