@@ -9,7 +9,13 @@ import torch
 from PIL import Image as PILImage
 
 from zoomsr.cli.main import main
-from zoomsr.data.simulate import check_refs, derive_seed, simulate_capture
+from zoomsr.data.simulate import (
+    DegradationRanges,
+    check_refs,
+    derive_seed,
+    gt_in_lr_frame,
+    simulate_capture,
+)
 from zoomsr.data.zoom import read_zoom_sample
 from zoomsr.errors import ZoomsrError
 from zoomsr.io import read_image
@@ -29,6 +35,26 @@ def _cut(x: torch.Tensor, zoom: int, box: list[int]) -> torch.Tensor:
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
+
+
+def test_gt_in_lr_frame_undoes_the_recorded_misalignment(photo):
+    """With colour, noise and JPEG off, the LR's upscale is much closer to the GT warped into the
+    LR's frame than to the captured GT, and as close as a capture with no warp at all is."""
+    clean = dict(gain=(1, 1), gamma=(1, 1), shot=(1e-8, 1e-8), jpeg_quality=(95, 95))
+    moved = simulate_capture(photo, 4, seed=5, ranges=DegradationRanges(shift=1.0, **clean))
+    still = simulate_capture(
+        photo, 4, seed=5, ranges=DegradationRanges(shift=0, rotation_deg=0, zoom=0, **clean)
+    )
+    inner = (slice(None), slice(16, -16), slice(16, -16))  # the reflected border is invented
+    aligned = gt_in_lr_frame(moved["GT"], moved["meta"])
+    up = imresize(moved["LR"], 4).clamp(0, 1)
+    p_aligned, p_captured = _psnr(up[inner], aligned[inner]), _psnr(up[inner], moved["GT"][inner])
+    p_still = _psnr(imresize(still["LR"], 4).clamp(0, 1)[inner], still["GT"][inner])
+    assert p_aligned > p_captured + 1.0
+    assert abs(p_aligned - p_still) < 1.0
+    # With no warp the frame is the GT itself; without a recorded warp there is no frame.
+    assert torch.allclose(gt_in_lr_frame(still["GT"], still["meta"]), still["GT"], atol=1e-4)
+    assert gt_in_lr_frame(moved["GT"], {"ratio": 4}) is None
 
 
 @pytest.mark.parametrize("ratio", [2, 4])

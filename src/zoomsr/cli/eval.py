@@ -90,6 +90,13 @@ def add_parser(sub) -> None:
         default=None,
         help="zoom ratio whose centre 1/r the reference covers (default: the scale)",
     )
+    p.add_argument(
+        "--gt",
+        default="aligned",
+        choices=["aligned", "captured"],
+        help="zoom models: score simulated samples against the GT warped into the LR's geometry "
+        "(aligned, default: as the official test GT) or as captured",
+    )
     p.add_argument("--per-image", action="store_true", help="also print one row per image")
     p.add_argument(
         "--out", metavar="PATH", help="write PATH.md/.csv/.json (or just one with that suffix)"
@@ -135,7 +142,15 @@ def run(args) -> int:
         opts = ZoomOptions(method=args.zoom_method, quiet=args.quiet)
         if args.tile is not None:
             opts.tile = args.tile
-        report = evaluate_zoom(model, args.data, suite, choice.label, opts, progress(args.quiet))
+        report = evaluate_zoom(
+            model,
+            args.data,
+            suite,
+            choice.label,
+            opts,
+            progress(args.quiet),
+            align_gt=args.gt == "aligned",
+        )
     else:
         report = evaluate_sisr(
             lambda s: choice.load(s, device),

@@ -89,17 +89,17 @@ def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(xp, kernel.expand(c, 1, -1, -1), groups=c)[0]
 
 
-def _affine(x: torch.Tensor, matrix: list[list[float]]) -> torch.Tensor:
-    """Sample ``x`` at ``A @ (col, row, 1)`` for every output pixel (bilinear, reflected border)."""
+def _affine(x: torch.Tensor, matrix: list[list[float]], mode: str = "bilinear") -> torch.Tensor:
+    """Sample ``x`` at ``A @ (col, row, 1)`` for every output pixel (reflected border)."""
     _, h, w = x.shape
     a = torch.tensor(matrix, dtype=torch.float32)
     gy, gx = torch.meshgrid(torch.arange(float(h)), torch.arange(float(w)), indexing="ij")
     sx = a[0, 0] * gx + a[0, 1] * gy + a[0, 2]
     sy = a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
     grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=-1)[None]
-    return F.grid_sample(
-        x[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False
-    )[0]
+    return F.grid_sample(x[None], grid, mode=mode, padding_mode="reflection", align_corners=False)[
+        0
+    ]
 
 
 def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -167,6 +167,29 @@ def degrade(
         "jpeg": {"quality": quality, "codec": f"opencv {cv2.__version__}"},
     }  # fmt: skip
     return x, params
+
+
+def gt_in_lr_frame(gt: torch.Tensor, meta: dict) -> torch.Tensor | None:
+    """The GT warped into the simulated LR's geometry, or ``None`` for a non-simulated sample.
+
+    The official test GT is the telephoto image *aligned to the wide one* (selfdzsr_eccv2022 §4:
+    tele warped onto the LR by optical flow). A simulated sample knows its misalignment exactly
+    (the LR camera's recorded affine), so scoring against this frame measures restoration, not
+    the deliberate misalignment. ``gt`` is ``(C, rH, rW)`` float in [0, 1].
+    """
+    try:
+        a = meta["simulation"]["cameras"]["LR"]["warp"]["matrix"]
+        r = int(meta["ratio"])
+    except (KeyError, TypeError):
+        return None
+    # The LR-pixel affine s = A p + t in GT pixels: centres map as x_gt = r (x_lr + 1/2) - 1/2,
+    # so the linear part stays A and the shift becomes r t + (I - A)(r - 1)/2.
+    c = (r - 1) / 2
+    matrix = [
+        [a[0][0], a[0][1], r * a[0][2] + c * (1 - a[0][0] - a[0][1])],
+        [a[1][0], a[1][1], r * a[1][2] + c * (1 - a[1][0] - a[1][1])],
+    ]
+    return _affine(gt.float(), matrix, mode="bicubic").clamp(0, 1)  # bicubic: keep GT detail
 
 
 # --------------------------------------------------------------------------- one capture

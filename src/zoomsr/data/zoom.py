@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from zoomsr.atomic import write_json
+from zoomsr.data.simulate import gt_in_lr_frame
 from zoomsr.data.sisr import item_generator, random_dihedral
 from zoomsr.errors import DataError
 from zoomsr.io import read_image, write_image
@@ -351,10 +352,18 @@ def _pad(x: torch.Tensor, zoom: int, ph: tuple[int, int], pw: tuple[int, int]) -
 
 
 def load_zoom_sample(
-    folder: str | Path | ZoomSample, pad: int = 8, official_pad: bool = False
+    folder: str | Path | ZoomSample,
+    pad: int = 8,
+    official_pad: bool = False,
+    align_gt: bool = False,
 ) -> ZoomTestSample:
     """A test input: the whole LR padded to a multiple of ``pad``, Refs cut from the padded GT
-    and views as the PP test code does (``_crop_ref_center``), GT padded alike."""
+    and views as the PP test code does (``_crop_ref_center``), GT padded alike.
+
+    ``align_gt``: score against the GT warped into the LR's geometry where the sample records
+    its misalignment (simulated samples; see ``gt_in_lr_frame``). The Refs stay the captured
+    pixels: only the scoring target changes, never the model's input.
+    """
     s = folder if isinstance(folder, ZoomSample) else read_zoom_sample(folder)
     h, w = s.lr.shape[-2:]
     ph, pw = pad_amounts(h, pad, official_pad), pad_amounts(w, pad, official_pad)
@@ -377,11 +386,14 @@ def load_zoom_sample(
             mode="constant",
             value=0.0,  # padding is invented: never score it
         )
+    gt = images[s.ratio]
+    if align_gt and (aligned := gt_in_lr_frame(s.gt.float() / 255, s.meta)) is not None:
+        gt = _pad(torch.round(aligned * 255).to(torch.uint8), s.ratio, ph, pw)
     return ZoomTestSample(
         name=s.name,
         ratio=s.ratio,
         lr=lr,
-        gt=images[s.ratio],
+        gt=gt,
         refs=refs,
         ref_boxes=boxes,
         ref_zooms=s.refs,

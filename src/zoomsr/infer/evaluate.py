@@ -140,6 +140,7 @@ def evaluate_zoom(
     options: ZoomOptions | None = None,
     progress: Callable[[Iterable, str], Iterable] = lambda it, _desc: it,
     max_images: int = 0,
+    align_gt: bool = True,
 ) -> EvalReport:
     """Score a zoom model on folders of zoom samples (``zoomsr simulate`` / ``prepare``).
 
@@ -148,10 +149,13 @@ def evaluate_zoom(
     padded views; for ``eccv`` nothing is padded (the chop pads). The output and the GT are cut
     back to the original area and scored on the suite's regions with the zoom ratio as the
     centre fraction. A model taking fewer Refs than a sample has gets the narrowest ones.
+    ``align_gt`` scores simulated samples against their GT warped into the LR's geometry, as the
+    official test GT is the tele aligned to the wide image (``gt_in_lr_frame``).
     """
     options = options or ZoomOptions()
     zooms = ref_zooms(model)
-    report = EvalReport(convention=suite.convention.describe(), columns=suite.columns)
+    frame = "GT aligned to the LR" if align_gt else "GT as captured"
+    report = EvalReport(f"{suite.convention.describe()}; {frame}", columns=suite.columns)
     for root in datasets:
         root = Path(root)
         if not root.is_dir():
@@ -177,9 +181,11 @@ def evaluate_zoom(
                 need = ", ".join(f"x{z}" for z in zooms)
                 raise ZoomsrError(f"{model_label} needs Refs {need}; '{folder.name}' has {have}")
             if options.method == "eccv":
-                test = load_zoom_sample(sample, pad=1)
+                test = load_zoom_sample(sample, pad=1, align_gt=align_gt)
             else:
-                test = load_zoom_sample(sample, pad=PAD_MULTIPLE, official_pad=True)
+                test = load_zoom_sample(
+                    sample, pad=PAD_MULTIPLE, official_pad=True, align_gt=align_gt
+                )
             n = len(zooms)
             sr = run_zoom(model, test.lr, test.refs[-n:], test.ref_boxes[-n:], options)
             metrics = suite(test.unpad(sr), test.unpad(test.gt), test.ratio)
