@@ -10,6 +10,7 @@ from zoomsr.data.zoom import (
     TripleZoomTrainSet,
     ZoomSample,
     ZoomTrainSet,
+    load_zoom_pairs,
     load_zoom_sample,
     load_zoom_samples,
     pad_amounts,
@@ -145,6 +146,11 @@ def test_simulated_folders_train_and_test(shared, tmp_path):
     off = load_zoom_sample(tmp_path / "triple" / "s0", official_pad=True)
     assert off.lr.shape[-2:] == (88, 88) and off.crop == (4, 84, 4, 84)
     assert torch.equal(off.unpad(off.gt), ts.gt)
+    # The same captures as (LR, GT) pairs for a single-image baseline, at their ratio only.
+    ((lr, gt),) = load_zoom_pairs([tmp_path / "triple"], 4)
+    assert torch.equal(lr, triple.lr) and torch.equal(gt, triple.gt)
+    with pytest.raises(DataError, match="x4 zoom sample, not x2"):
+        load_zoom_pairs([tmp_path / "triple"], 2)
 
 
 def test_test_sample_padding_and_unpad():

@@ -114,3 +114,42 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(tmp_path / "none.yaml")
     with pytest.raises(ZoomsrError, match=r"model\.name"):
         load_config(None, [])
+
+
+def test_single_image_model_trains_on_zoom_captures(shared, tmp_path):
+    """data.train.zoom gives a SISR model the (LR, GT) pairs of zoom captures: its LR patches are
+    the capture's own LR pixels, not a bicubic downscale of the GT."""
+    from zoomsr.data.simulate import simulate_capture
+    from zoomsr.data.sisr import SISRPairedSet
+    from zoomsr.data.zoom import load_zoom_pairs, write_zoom_sample
+    from zoomsr.io import read_image
+
+    photo = read_image(shared("data", "photos", "roof_tiles.jpg")).color[:, 200:456, 300:556]
+    s = simulate_capture(photo, 4, seed=0)
+    write_zoom_sample(
+        tmp_path / "caps" / "c0", {k: v for k, v in s.items() if k != "meta"}, s["meta"]
+    )
+    cfg = load_config(
+        None,
+        [
+            "model.name=postup",
+            "model.scale=4",
+            f"data.train.zoom=[{tmp_path / 'caps'}]",
+            "data.train.patch=64",
+            "data.batch=2",
+            "run.steps=2",
+            f"run.out={tmp_path / 'run'}",
+        ],
+    )
+    trainer = Trainer(cfg, quiet=True)
+    dataset = trainer.batches().dataset
+    assert isinstance(dataset, SISRPairedSet)
+    ((lr, _gt),) = load_zoom_pairs([tmp_path / "caps"], 4)
+    patch = dataset[0][0]  # an LR patch in [0, 1]: exactly a crop of the capture's LR, any flip
+    k = patch.shape[-1]
+    windows = torch.nn.functional.unfold(lr[None].float() / 255, k).view(3, k, k, -1)
+    views = [patch.rot90(r, (-2, -1)) for r in range(4)]
+    views += [v.flip(-1) for v in views]
+    best = min(float((windows - v[..., None]).abs().amax((0, 1, 2)).min()) for v in views)
+    assert best < 1e-6
+    assert trainer.fit()["step"] == 2

@@ -134,6 +134,16 @@ def find_zoom_samples(root: str | Path) -> list[Path]:
     return found
 
 
+def load_zoom_pairs(roots: list[str | Path], scale: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(LR, GT) uint8 pairs of zoom captures, for training a single-image model on them."""
+    pairs = []
+    for sample in load_zoom_samples(*roots):
+        if sample.ratio != scale:
+            raise DataError(f"'{sample.name}' is a x{sample.ratio} zoom sample, not x{scale}")
+        pairs.append((sample.lr, sample.gt))
+    return pairs
+
+
 def load_zoom_samples(*roots: str | Path) -> list[ZoomSample]:
     """Every sample of the dataset folders, decoded once."""
     return [read_zoom_sample(p) for root in roots for p in find_zoom_samples(root)]

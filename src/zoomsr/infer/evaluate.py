@@ -6,6 +6,7 @@ SISR models on image folders (and zoom folders, LR -> GT), zoom models on zoom s
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,26 @@ def resolve_model(words: Sequence[str]) -> ModelChoice:
 # --------------------------------------------------------------------------- zoom models
 
 
+def _takes_refs(model: nn.Module) -> bool:
+    from zoomsr.infer.pipelines import is_zoom_model
+
+    return is_zoom_model(model)
+
+
+class SingleImageAsZoom(nn.Module):
+    """A single-image model with the zoom signature, ignoring the Refs: baselines are scored on
+    exactly the captures, padding, regions and GT frame that the zoom models are."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.inner = model
+        self.scale = model.scale
+        self.model_name = getattr(model, "model_name", type(model).__name__)
+
+    def forward(self, lr: torch.Tensor, refs, ref_boxes) -> torch.Tensor:
+        return self.inner(lr)
+
+
 def evaluate_zoom(
     model: nn.Module,
     datasets: Iterable[str | Path],
@@ -153,6 +174,8 @@ def evaluate_zoom(
     official test GT is the tele aligned to the wide image (``gt_in_lr_frame``).
     """
     options = options or ZoomOptions()
+    if not _takes_refs(model):  # a single-image model scored on the same captures, Refs unused
+        model = SingleImageAsZoom(model)
     zooms = ref_zooms(model)
     frame = "GT aligned to the LR" if align_gt else "GT as captured"
     report = EvalReport(f"{suite.convention.describe()}; {frame}", columns=suite.columns)
@@ -187,8 +210,11 @@ def evaluate_zoom(
                     sample, pad=PAD_MULTIPLE, official_pad=True, align_gt=align_gt
                 )
             n = len(zooms)
+            started = time.perf_counter()
             sr = run_zoom(model, test.lr, test.refs[-n:], test.ref_boxes[-n:], options)
-            metrics = suite(test.unpad(sr), test.unpad(test.gt), test.ratio)
+            seconds = time.perf_counter() - started
+            sr, gt = test.unpad(sr), test.unpad(test.gt)
+            metrics = suite(sr, gt, test.ratio)
             rows.append(
                 {
                     "model": model_label,
@@ -196,6 +222,8 @@ def evaluate_zoom(
                     "scale": test.ratio,
                     "image": sample.name,
                     **metrics,
+                    "seconds": seconds,  # the model's run only, not the scoring
+                    "megapixels": sr.shape[-2] * sr.shape[-1] / 1e6,
                 }
             )
         _add_dataset(report, rows, model_label, root.name, model.scale)

@@ -104,14 +104,20 @@ class SISRTask(Task):
         )
 
         d = self.cfg.data
-        if not d.train.hr:
-            raise ZoomsrError("no training data: set data.train.hr to one or more HR folders")
+        if not d.train.hr and not d.train.zoom:
+            raise ZoomsrError(
+                "no training data: set data.train.hr (HR folders) or data.train.zoom (captures)"
+            )
         if d.train.degradation != "bicubic":
             raise ZoomsrError(
                 f"unknown degradation '{d.train.degradation}'; this version supports bicubic"
             )
         scale = self.cfg.model.scale
         args = (scale, d.train.patch, self.cfg.run.seed)
+        if d.train.zoom:  # (LR, GT) of zoom captures: the supervised baseline of the zoom family
+            from zoomsr.data.zoom import load_zoom_pairs
+
+            return SISRPairedSet(load_zoom_pairs(list(d.train.zoom), scale), *args, d.flip, d.rot90)
         if d.train.lr:
             pairs = load_training_pairs(list(d.train.hr), d.train.lr, scale)
             return SISRPairedSet(pairs, *args, d.flip, d.rot90)
@@ -354,8 +360,9 @@ class ZoomTask(Task):
             gen.train(was_training)
             mse = float(F.mse_loss(sample.unpad(aux, 1), sample.unpad(sample.lr.to(dev), 1)))
             return {"psnr": 10 * math.log10(1 / max(mse, 1e-12))}  # aux-LR vs LR, peak 1
-        refs = [r.to(dev) for r in sample.refs]
-        sr = model(sample.lr.to(dev), refs, sample.ref_boxes).clamp(0, 1)
+        n = len(self.zooms)  # a dual model on triple captures takes the narrowest Ref
+        refs = [r.to(dev) for r in sample.refs[-n:]]
+        sr = model(sample.lr.to(dev), refs, sample.ref_boxes[-n:]).clamp(0, 1)
         suite = MetricSuite(
             get_convention("selfdzsr"), ("psnr",), ("full", "centre", "corner"), device=dev
         )
