@@ -2,7 +2,8 @@
 
 Trains the same SelfDZSR recipe (configs/zoom/selfdzsr_x4.yaml, shrunk by the overrides below)
 once per variant, from the same seed and data order, then scores each on held-out simulated
-captures (whole image, full / centre / corner PSNR, selfdzsr convention):
+captures (whole image, full / centre / corner PSNR, selfdzsr convention), once with the files
+as they are and once with GT and Ref put in the LR's geometry (``zoomsr eval --gt aligned``):
 
     zoomsr simulate --photos ../shared/data/photos --ratio 4 -o data/sim_x4 --max-size 1024
     zoomsr simulate --photos ../shared/data/Set14/HR --ratio 4 -o data/sim_x4_val --seed 1
@@ -20,6 +21,9 @@ from pathlib import Path
 
 import torch
 
+from zoomsr.infer.evaluate import evaluate_zoom
+from zoomsr.infer.zoom import ZoomOptions
+from zoomsr.metrics import MetricSuite, get_convention
 from zoomsr.tables import text_table, write_report
 from zoomsr.train.config import load_config
 from zoomsr.train.engine import Trainer
@@ -35,7 +39,30 @@ VARIANTS = {
     "no matching": {"matching": False},
 }
 
-COLUMNS = ["variant", "psnr", "psnr_centre", "psnr_corner", "params", "steps", "train_s"]
+COLUMNS = [
+    "variant",
+    "psnr",
+    "psnr_centre",
+    "psnr_corner",
+    "psnr_aligned",
+    "psnr_centre_aligned",
+    "psnr_corner_aligned",
+    "params",
+    "steps",
+    "train_s",
+]
+
+
+def scores(model: torch.nn.Module, val: str) -> dict[str, float]:
+    """Whole-image PSNR on the held-out captures as their files are, and with GT and Ref put in
+    the LR's geometry (``--gt aligned``, the official test frame)."""
+    suite = MetricSuite(get_convention("selfdzsr"), ("psnr",), ("full", "centre", "corner"))
+    row = {}
+    for align, suffix in ((False, ""), (True, "_aligned")):
+        opts = ZoomOptions(method="whole", quiet=True)
+        report = evaluate_zoom(model, [val], suite, "model", opts, align_gt=align)
+        row.update({k + suffix: report.summary[0][k] for k in suite.columns})
+    return row
 
 
 def budget_overrides(args) -> list[str]:
@@ -65,9 +92,9 @@ def run_variant(name: str, changes: dict, args) -> dict:
     started = time.time()
     trainer.fit()
     seconds = time.time() - started
-    scores = trainer.validate() or {}
-    params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    row = {"variant": name, **scores, "params": params, "steps": trainer.step}
+    model = trainer.model.eval()
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    row = {"variant": name, **scores(model, args.val), "params": params, "steps": trainer.step}
     row["train_s"] = round(seconds) if not resume else "(resumed)"
     return row
 

@@ -13,7 +13,7 @@ from zoomsr.data.simulate import (
     DegradationRanges,
     check_refs,
     derive_seed,
-    gt_in_lr_frame,
+    in_lr_frame,
     simulate_capture,
 )
 from zoomsr.data.zoom import read_zoom_sample
@@ -37,7 +37,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
 
 
-def test_gt_in_lr_frame_undoes_the_recorded_misalignment(photo):
+def test_in_lr_frame_undoes_the_recorded_misalignment(photo):
     """With colour, noise and JPEG off, the LR's upscale is much closer to the GT warped into the
     LR's frame than to the captured GT, and as close as a capture with no warp at all is."""
     clean = dict(gain=(1, 1), gamma=(1, 1), shot=(1e-8, 1e-8), jpeg_quality=(95, 95))
@@ -46,15 +46,23 @@ def test_gt_in_lr_frame_undoes_the_recorded_misalignment(photo):
         photo, 4, seed=5, ranges=DegradationRanges(shift=0, rotation_deg=0, zoom=0, **clean)
     )
     inner = (slice(None), slice(16, -16), slice(16, -16))  # the reflected border is invented
-    aligned = gt_in_lr_frame(moved["GT"], moved["meta"])
+    aligned = in_lr_frame(moved["GT"], moved["meta"])
     up = imresize(moved["LR"], 4).clamp(0, 1)
     p_aligned, p_captured = _psnr(up[inner], aligned[inner]), _psnr(up[inner], moved["GT"][inner])
     p_still = _psnr(imresize(still["LR"], 4).clamp(0, 1)[inner], still["GT"][inner])
     assert p_aligned > p_captured + 1.0
     assert abs(p_aligned - p_still) < 1.0
     # With no warp the frame is the GT itself; without a recorded warp there is no frame.
-    assert torch.allclose(gt_in_lr_frame(still["GT"], still["meta"]), still["GT"], atol=1e-4)
-    assert gt_in_lr_frame(moved["GT"], {"ratio": 4}) is None
+    assert torch.allclose(in_lr_frame(still["GT"], still["meta"]), still["GT"], atol=1e-4)
+    assert in_lr_frame(moved["GT"], {"ratio": 4}) is None
+    # A middle camera has its own warp: undone, then the LR's applied.
+    triple = simulate_capture(
+        photo, 4, (2, 4), seed=6, ranges=DegradationRanges(shift=1.0, **clean)
+    )
+    view, lr = triple["View2x"], imresize(triple["LR"], 2).clamp(0, 1)
+    aligned_view = in_lr_frame(view, triple["meta"], 2)
+    inner2 = (slice(None), slice(8, -8), slice(8, -8))
+    assert _psnr(lr[inner2], aligned_view[inner2]) > _psnr(lr[inner2], view[inner2]) + 1.0
 
 
 @pytest.mark.parametrize("ratio", [2, 4])

@@ -92,10 +92,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--gt",
-        default="aligned",
-        choices=["aligned", "captured"],
-        help="zoom models: score simulated samples against the GT warped into the LR's geometry "
-        "(aligned, default: as the official test GT) or as captured",
+        default="captured",
+        choices=["captured", "aligned"],
+        help="zoom models: score the samples as their files are (captured, default) or put a "
+        "simulated sample's GT and Refs in the LR's geometry first (aligned: as the official "
+        "test data, the tele aligned to the wide)",
     )
     p.add_argument("--per-image", action="store_true", help="also print one row per image")
     p.add_argument(

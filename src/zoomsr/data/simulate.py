@@ -169,27 +169,40 @@ def degrade(
     return x, params
 
 
-def gt_in_lr_frame(gt: torch.Tensor, meta: dict) -> torch.Tensor | None:
-    """The GT warped into the simulated LR's geometry, or ``None`` for a non-simulated sample.
+def _at_zoom(matrix: list[list[float]], zoom: int) -> torch.Tensor:
+    """An LR-pixel affine (2 x 3) as a 3 x 3 affine on the pixels of an image ``zoom`` x larger:
+    pixel centres map as ``x_z = zoom (x_lr + 1/2) - 1/2``."""
+    m = torch.eye(3, dtype=torch.float64)
+    m[:2] = torch.tensor(matrix, dtype=torch.float64)
+    c = (zoom - 1) / 2
+    s = torch.tensor([[zoom, 0, c], [0, zoom, c], [0, 0, 1]], dtype=torch.float64)
+    return s @ m @ torch.linalg.inv(s)
 
-    The official test GT is the telephoto image *aligned to the wide one* (selfdzsr_eccv2022 §4:
-    tele warped onto the LR by optical flow). A simulated sample knows its misalignment exactly
-    (the LR camera's recorded affine), so scoring against this frame measures restoration, not
-    the deliberate misalignment. ``gt`` is ``(C, rH, rW)`` float in [0, 1].
+
+def in_lr_frame(image: torch.Tensor, meta: dict, zoom: int | None = None) -> torch.Tensor | None:
+    """A camera image of a simulated capture warped into the LR's geometry; ``None`` when the
+    sample records no misalignment (not simulated).
+
+    The official test data are the tele (GT and its centre, the Ref) *aligned to the wide* by
+    optical flow (selfdzsr_eccv2022 §4), as ``zoomsr zoom`` aligns a real tele by homography.
+    A simulated capture knows every camera's misalignment exactly, so its test inputs and GT
+    can be put in that frame exactly. ``image`` is ``(C, zH, zW)`` float in [0, 1] at ``zoom``
+    x the LR sampling (default the ratio: the GT); another zoom is the ``View{zoom}x`` camera,
+    whose own recorded warp is undone first.
     """
     try:
-        a = meta["simulation"]["cameras"]["LR"]["warp"]["matrix"]
-        r = int(meta["ratio"])
+        cameras = meta["simulation"]["cameras"]
+        ratio = int(meta["ratio"])
+        zoom = ratio if zoom is None else int(zoom)
+        m = _at_zoom(cameras["LR"]["warp"]["matrix"], zoom)
+        if zoom != ratio:  # the view sampled its sharp image at its own warp: invert that one
+            own = torch.eye(3, dtype=torch.float64)
+            own[:2] = torch.tensor(cameras[f"View{zoom}x"]["warp"]["matrix"], dtype=torch.float64)
+            m = torch.linalg.inv(own) @ m
     except (KeyError, TypeError):
         return None
-    # The LR-pixel affine s = A p + t in GT pixels: centres map as x_gt = r (x_lr + 1/2) - 1/2,
-    # so the linear part stays A and the shift becomes r t + (I - A)(r - 1)/2.
-    c = (r - 1) / 2
-    matrix = [
-        [a[0][0], a[0][1], r * a[0][2] + c * (1 - a[0][0] - a[0][1])],
-        [a[1][0], a[1][1], r * a[1][2] + c * (1 - a[1][0] - a[1][1])],
-    ]
-    return _affine(gt.float(), matrix, mode="bicubic").clamp(0, 1)  # bicubic: keep GT detail
+    # Bicubic keeps the GT's detail; the border is reflected, as the LR's was.
+    return _affine(image.float(), m[:2].tolist(), mode="bicubic").clamp(0, 1)
 
 
 # --------------------------------------------------------------------------- one capture

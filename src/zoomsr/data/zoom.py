@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from zoomsr.atomic import write_json
-from zoomsr.data.simulate import gt_in_lr_frame
+from zoomsr.data.simulate import in_lr_frame
 from zoomsr.data.sisr import item_generator, random_dihedral
 from zoomsr.errors import DataError
 from zoomsr.io import read_image, write_image
@@ -361,6 +361,12 @@ def _pad(x: torch.Tensor, zoom: int, ph: tuple[int, int], pw: tuple[int, int]) -
     return F.pad(x, (zoom * pw[0], zoom * pw[1], zoom * ph[0], zoom * ph[1]), mode="replicate")
 
 
+def _in_lr_frame(s: ZoomSample, zoom: int) -> torch.Tensor:
+    """``s.image(zoom)`` in the LR's geometry when the sample records how (else as it is)."""
+    aligned = in_lr_frame(s.image(zoom).float() / 255, s.meta, zoom)
+    return s.image(zoom) if aligned is None else torch.round(aligned * 255).to(torch.uint8)
+
+
 def load_zoom_sample(
     folder: str | Path | ZoomSample,
     pad: int = 8,
@@ -370,16 +376,16 @@ def load_zoom_sample(
     """A test input: the whole LR padded to a multiple of ``pad``, Refs cut from the padded GT
     and views as the PP test code does (``_crop_ref_center``), GT padded alike.
 
-    ``align_gt``: score against the GT warped into the LR's geometry where the sample records
-    its misalignment (simulated samples; see ``gt_in_lr_frame``). The Refs stay the captured
-    pixels: only the scoring target changes, never the model's input.
+    ``align_gt``: where the sample records its misalignment (simulated), put the GT and the
+    Refs cut from it and the views into the LR's geometry (``in_lr_frame``), as the official
+    test data are the tele aligned to the wide and ``zoomsr zoom`` aligns a real tele.
     """
     s = folder if isinstance(folder, ZoomSample) else read_zoom_sample(folder)
     h, w = s.lr.shape[-2:]
     ph, pw = pad_amounts(h, pad, official_pad), pad_amounts(w, pad, official_pad)
     lr = _pad(s.lr, 1, ph, pw)
     hp, wp = lr.shape[-2:]
-    images = {z: _pad(s.image(z), z, ph, pw) for z in s.refs}
+    images = {z: _pad(_in_lr_frame(s, z) if align_gt else s.image(z), z, ph, pw) for z in s.refs}
     refs, boxes, lr_refs = [], [], []
     for z in s.refs:
         b = centre_box(hp, wp, z)
@@ -396,14 +402,11 @@ def load_zoom_sample(
             mode="constant",
             value=0.0,  # padding is invented: never score it
         )
-    gt = images[s.ratio]
-    if align_gt and (aligned := gt_in_lr_frame(s.gt.float() / 255, s.meta)) is not None:
-        gt = _pad(torch.round(aligned * 255).to(torch.uint8), s.ratio, ph, pw)
     return ZoomTestSample(
         name=s.name,
         ratio=s.ratio,
         lr=lr,
-        gt=gt,
+        gt=images[s.ratio],
         refs=refs,
         ref_boxes=boxes,
         ref_zooms=s.refs,

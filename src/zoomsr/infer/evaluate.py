@@ -161,7 +161,7 @@ def evaluate_zoom(
     options: ZoomOptions | None = None,
     progress: Callable[[Iterable, str], Iterable] = lambda it, _desc: it,
     max_images: int = 0,
-    align_gt: bool = True,
+    align_gt: bool = False,
 ) -> EvalReport:
     """Score a zoom model on folders of zoom samples (``zoomsr simulate`` / ``prepare``).
 
@@ -170,14 +170,15 @@ def evaluate_zoom(
     padded views; for ``eccv`` nothing is padded (the chop pads). The output and the GT are cut
     back to the original area and scored on the suite's regions with the zoom ratio as the
     centre fraction. A model taking fewer Refs than a sample has gets the narrowest ones.
-    ``align_gt`` scores simulated samples against their GT warped into the LR's geometry, as the
-    official test GT is the tele aligned to the wide image (``gt_in_lr_frame``).
+    ``align_gt`` puts simulated samples in the LR's geometry: GT, and the Refs cut from the
+    tele and views, warped by their recorded misalignment, as the official test data are the
+    tele aligned to the wide and ``zoomsr zoom`` aligns a real tele (``in_lr_frame``).
     """
     options = options or ZoomOptions()
     if not _takes_refs(model):  # a single-image model scored on the same captures, Refs unused
         model = SingleImageAsZoom(model)
     zooms = ref_zooms(model)
-    frame = "GT aligned to the LR" if align_gt else "GT as captured"
+    frame = "tele and views aligned to the LR" if align_gt else "GT and Refs as captured"
     report = EvalReport(f"{suite.convention.describe()}; {frame}", columns=suite.columns)
     for root in datasets:
         root = Path(root)
