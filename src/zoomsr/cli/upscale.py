@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from zoomsr.cli.batching import add_batch_flags, batch_result
 from zoomsr.cli.common import add_common_flags, progress, resolve_device
 from zoomsr.errors import ZoomsrError
 
@@ -12,6 +13,7 @@ EPILOG = """\
 examples:
   zoomsr upscale photo.png -o photo_x2.png --scale 2
   zoomsr upscale photos/ 'more/*.jpg' -o out/ --scale 4 --model bicubic
+  zoomsr upscale --list files.txt -o out/ --scale 4 --shard 0/2   # resumable; half the list
 Alpha is upscaled separately; gray and 16-bit images stay gray and 16-bit.
 """
 
@@ -24,7 +26,7 @@ def add_parser(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or globs")
+    p.add_argument("inputs", nargs="*", metavar="IN", help="image files, folders or globs")
     p.add_argument(
         "-o",
         "--output",
@@ -63,19 +65,25 @@ def add_parser(sub) -> None:
         "--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations; 8x slower)"
     )
     p.add_argument("--half", action="store_true", help="float16 on CUDA")
+    add_batch_flags(p, "one image, folder or glob per line")
     add_common_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from zoomsr.infer.batch import parse_shard, rank_device, read_list
     from zoomsr.infer.engine import InferOptions, parse_memory
     from zoomsr.infer.pipelines import output_path_for, upscale_file
     from zoomsr.io import list_images
     from zoomsr.models.registry import list_models, load_model
 
-    sources = [p for spec in args.inputs for p in list_images(spec)]
+    shard = parse_shard(args.shard)
+    specs = (
+        [*args.inputs, *(r[0] for r in read_list(args.list, False))] if args.list else args.inputs
+    )
+    sources = [p for spec in specs for p in list_images(spec)]
     if not sources:
-        raise ZoomsrError("no input images found")
+        raise ZoomsrError("no input images: name files, folders or globs, or --list FILE")
     out = Path(args.output)
     many = len(sources) > 1
     if many and out.exists() and not out.is_dir():
@@ -83,7 +91,7 @@ def run(args) -> int:
     suffix = (
         args.suffix if args.suffix is None or args.suffix.startswith(".") else f".{args.suffix}"
     )
-    device = resolve_device(args.device)
+    device = resolve_device(rank_device(args.device))
     if (args.tile is not None and args.tile < 0) or args.tile_overlap < 0:
         raise ZoomsrError("--tile and --tile-overlap must be >= 0")
     if args.tile and args.tile <= 2 * args.tile_overlap:
@@ -104,6 +112,8 @@ def run(args) -> int:
     if opts.half:
         model.half()
     bar = progress(args.quiet)
+    if many or out.is_dir():
+        return _run_batch(args, model, sources, out, suffix, opts, shard, bar)
     for src in bar(sources, "upscale"):
         dst = output_path_for(src, out, many, suffix)
         upscale_file(
@@ -112,3 +122,25 @@ def run(args) -> int:
         if not args.quiet:
             print(f"{src} -> {dst}")
     return 0
+
+
+# ---------------------------------------------------------------- batch: a folder of outputs
+
+
+def _run_batch(args, model, sources, out, suffix, opts, shard, bar) -> int:
+    """Several inputs or an output folder: resumable (manifest in OUT), one summary line."""
+    from zoomsr.infer.pipelines import upscale_batch
+
+    report = upscale_batch(
+        model,
+        sources,
+        out,
+        suffix=suffix,
+        opts=opts,
+        overwrite=args.overwrite,
+        shard=shard,
+        progress=bar,
+        on_result=batch_result(args.quiet),
+    )
+    print(report.summary("upscale"))
+    return 2 if report.failed else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zoomsr.cli.batching import add_batch_flags, batch_result
 from zoomsr.cli.common import add_common_flags, progress, resolve_device
 from zoomsr.errors import ZoomsrError
 
@@ -18,6 +19,7 @@ examples:
   zoomsr zoom wide.jpg --ref tele.jpg -o out.png --model my_selfdzsr.safetensors --tile 256
   zoomsr zoom ultrawide.jpg --ref wide.jpg --ref tele.jpg -o out.png --model selftzsr-pp-x4
   zoomsr zoom wide.jpg --ref tele.jpg -o out.png --ratio exif --save-inputs prepared/
+  zoomsr zoom --list captures.txt -o out/ --shard 1/4   # resumable batch: 'WIDE REF' per line
 """
 
 
@@ -29,11 +31,12 @@ def add_parser(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("wide", metavar="WIDE", help="the wide capture (the image to super-resolve)")
+    p.add_argument(
+        "wide", nargs="?", metavar="WIDE", help="the wide capture (the image to super-resolve)"
+    )
     p.add_argument(
         "--ref",
         action="append",
-        required=True,
         metavar="REF",
         help="a narrower capture of the same scene: the tele (repeat for a triple model)",
     )
@@ -61,6 +64,7 @@ def add_parser(sub) -> None:
         "--save-inputs", metavar="DIR", help="also write the prepared LR / Ref images and meta.json"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_batch_flags(p, "WIDE REF [REF] (tab- or space-separated), outputs in the folder OUT")
     add_common_flags(p)
     p.set_defaults(func=run)
 
@@ -97,6 +101,10 @@ def zoom_options(tile: int | None, bar):
 def run(args) -> int:
     from zoomsr.infer.pipelines import DEFAULT_ZOOM_MODEL, load_zoom_model, zoom_files
 
+    if args.list:
+        return _run_batch(args)
+    if args.wide is None or not args.ref:
+        raise ZoomsrError("give WIDE and --ref REF, or --list FILE (see 'zoomsr zoom --help')")
     ratio = parse_ratio(args.ratio, len(args.ref))
     if args.tile is not None and args.tile < 0:
         raise ZoomsrError("--tile must be >= 0")
@@ -127,3 +135,40 @@ def run(args) -> int:
     if not hasattr(model, "weights_path"):  # after the run: an error stays a single line
         print(f"zoomsr: warning: '{name}' has untrained (random) weights", file=sys.stderr)
     return 0
+
+
+# ---------------------------------------------------------------- batch: --list FILE -> folder
+
+
+def _run_batch(args) -> int:
+    """Captures from a list file into the folder OUT: resumable, shardable, one summary line."""
+    from zoomsr.infer.batch import parse_shard, rank_device, read_list
+    from zoomsr.infer.pipelines import DEFAULT_ZOOM_MODEL, load_zoom_model, zoom_batch
+
+    if args.wide is not None or args.ref or args.save_inputs:
+        raise ZoomsrError(
+            "--list takes its captures from the file: drop WIDE, --ref, --save-inputs"
+        )
+    shard = parse_shard(args.shard)
+    captures = read_list(args.list)
+    ratio = parse_ratio(args.ratio, max(len(c) - 1 for c in captures))
+    if args.tile is not None and args.tile < 0:
+        raise ZoomsrError("--tile must be >= 0")
+    name = args.model or DEFAULT_ZOOM_MODEL
+    model = load_zoom_model(name, args.scale, resolve_device(rank_device(args.device)))
+    bar = progress(args.quiet)
+    report = zoom_batch(
+        model,
+        captures,
+        args.output,
+        ratio=ratio,
+        options=zoom_options(args.tile, bar),
+        overwrite=args.overwrite,
+        shard=shard,
+        progress=bar,
+        on_result=batch_result(args.quiet),
+    )
+    print(report.summary("zoom"))
+    if not hasattr(model, "weights_path"):
+        print(f"zoomsr: warning: '{name}' has untrained (random) weights", file=sys.stderr)
+    return 2 if report.failed else 0

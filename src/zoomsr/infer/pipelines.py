@@ -1,10 +1,11 @@
-"""High-level jobs on image files: upscale and zoom."""
+"""High-level jobs on image files: upscale and zoom, one file or a resumable batch."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 
 from zoomsr.data.zoom import META_FILE, write_zoom_sample
 from zoomsr.errors import ImageWriteError, WeightsNotFoundError, ZoomsrError
+from zoomsr.infer.batch import BatchReport, Job, model_identity, run_batch
 from zoomsr.infer.engine import InferOptions, run_sisr
 from zoomsr.io import IMAGE_EXTENSIONS, read_image, write_image
 from zoomsr.ops.resize import imresize
@@ -42,6 +44,42 @@ def upscale_file(
         # Alpha is a mask, not texture: interpolate it rather than hallucinate detail.
         alpha = imresize(image.alpha, size=tuple(sr.shape[-2:])).clamp(0, 1)
     return write_image(dst, image.replace(sr, alpha), overwrite=overwrite, inputs=inputs)
+
+
+def upscale_batch(
+    model: nn.Module,
+    sources: Sequence[Path],
+    out: Path,
+    *,
+    suffix: str | None = None,
+    opts: InferOptions | None = None,
+    overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
+    identity: Mapping | None = None,
+    progress: Callable = lambda it, _desc: it,
+    on_result: Callable | None = None,
+) -> BatchReport:
+    """Upscale ``sources`` into the folder ``out``, resumably (see :mod:`zoomsr.infer.batch`).
+
+    ``identity``: further options that change the pixels, recorded with the model's identity.
+    """
+    if suffix is not None and suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ZoomsrError(
+            f"unknown image extension '{suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    opts = opts or InferOptions()
+    jobs = [Job((Path(src),), output_path_for(Path(src), out, True, suffix)) for src in sources]
+    return run_batch(
+        jobs,
+        lambda job, tmp: upscale_file(model, job.inputs[0], tmp, opts=opts, progress=progress),
+        model_identity(model, task="upscale", **asdict(opts), **(identity or {})),
+        out,
+        shard=shard,
+        overwrite=overwrite,
+        progress=progress,
+        desc="upscale",
+        on_result=on_result,
+    )
 
 
 # ------------------------------------------------------------------------------------------ zoom
@@ -100,8 +138,12 @@ def load_zoom_model(
     return model
 
 
+def _zoom_name(wide: Path, scale: int) -> str:
+    return f"{wide.stem}_zoom_x{scale}.png"
+
+
 def _zoom_output(dst: Path, wide: Path, scale: int) -> Path:
-    return dst / f"{wide.stem}_zoom_x{scale}.png" if dst.is_dir() else dst
+    return dst / _zoom_name(wide, scale) if dst.is_dir() else dst
 
 
 def _check_zoom_paths(
@@ -189,3 +231,58 @@ def zoom_files(
     seconds["write"] = time.perf_counter() - start
     meta = {**capture.meta, "model": name, "scale": model.scale}
     return ZoomReport(dst, (result.width, result.height), dst.stat().st_size, seconds, meta)
+
+
+def zoom_batch(
+    model: nn.Module,
+    captures: Sequence[Sequence[str | Path]],
+    out: str | Path,
+    *,
+    ratio="auto",
+    options=None,
+    overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
+    progress: Callable = lambda it, _desc: it,
+    on_result: Callable | None = None,
+) -> BatchReport:
+    """Zoom each capture ``(wide, ref, ...)`` into the folder ``out``, resumably.
+
+    Outputs are ``<wide stem>_zoom_x<s>.png`` in the wide's folder relative to the folder all
+    wides share, so captures kept one per folder (``a/wide.jpg``, ``b/wide.jpg``) do not collide.
+    """
+    from zoomsr.infer.zoom import ZoomOptions, ref_zooms
+
+    out = Path(out)
+    captures = [[Path(p) for p in capture] for capture in captures]
+    n_refs = len(ref_zooms(model))
+    for capture in captures:
+        if len(capture) != 1 + n_refs:
+            raise ZoomsrError(
+                f"capture '{capture[0]}' has {len(capture) - 1} reference(s); model "
+                f"'{getattr(model, 'model_name', type(model).__name__)}' takes {n_refs}"
+            )
+    root = Path(os.path.commonpath([c[0].resolve().parent for c in captures]))
+    jobs = [
+        Job(tuple(c), out / c[0].resolve().parent.relative_to(root) / _zoom_name(c[0], model.scale))
+        for c in captures
+    ]
+    options = options or ZoomOptions(progress=progress)
+    pixels = {k: v for k, v in asdict(options).items() if k not in ("device", "quiet", "progress")}
+
+    def process(job: Job, tmp: Path) -> None:
+        wide, *refs = job.inputs  # the batch checked inputs against outputs: overwrite the temp
+        zoom_files(
+            model, wide, refs, tmp, ratio=ratio, options=options, overwrite=True, progress=progress
+        )
+
+    return run_batch(
+        jobs,
+        process,
+        model_identity(model, task="zoom", ratio=ratio, **pixels),
+        out,
+        shard=shard,
+        overwrite=overwrite,
+        progress=progress,
+        desc="zoom",
+        on_result=on_result,
+    )
