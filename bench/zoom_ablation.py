@@ -2,8 +2,8 @@
 
 Trains the same SelfDZSR recipe (configs/zoom/selfdzsr_x4.yaml, shrunk by the overrides below)
 once per variant, from the same seed and data order, then scores each on held-out simulated
-captures (whole image, full / centre / corner PSNR, selfdzsr convention), once with the files
-as they are and once with GT and Ref put in the LR's geometry (``zoomsr eval --gt aligned``):
+captures (whole image, full / centre / corner PSNR, selfdzsr convention), with GT and Ref put in
+the LR's geometry (``zoomsr eval``'s default) and again on the files as they are (``_captured``):
 
     zoomsr simulate --photos ../shared/data/photos --ratio 4 -o data/sim_x4 --max-size 1024
     zoomsr simulate --photos ../shared/data/Set14/HR --ratio 4 -o data/sim_x4_val --seed 1
@@ -44,9 +44,9 @@ COLUMNS = [
     "psnr",
     "psnr_centre",
     "psnr_corner",
-    "psnr_aligned",
-    "psnr_centre_aligned",
-    "psnr_corner_aligned",
+    "psnr_captured",
+    "psnr_centre_captured",
+    "psnr_corner_captured",
     "params",
     "steps",
     "train_s",
@@ -54,11 +54,11 @@ COLUMNS = [
 
 
 def scores(model: torch.nn.Module, val: str) -> dict[str, float]:
-    """Whole-image PSNR on the held-out captures as their files are, and with GT and Ref put in
-    the LR's geometry (``--gt aligned``, the official test frame)."""
+    """Whole-image PSNR on the held-out captures with GT and Ref in the LR's geometry
+    (``zoomsr eval``'s default), and on the files as they are (``--gt captured``)."""
     suite = MetricSuite(get_convention("selfdzsr"), ("psnr",), ("full", "centre", "corner"))
     row = {}
-    for align, suffix in ((False, ""), (True, "_aligned")):
+    for align, suffix in ((True, ""), (False, "_captured")):
         opts = ZoomOptions(method="whole", quiet=True)
         report = evaluate_zoom(model, [val], suite, "model", opts, align_gt=align)
         row.update({k + suffix: report.summary[0][k] for k in suite.columns})

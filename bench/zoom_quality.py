@@ -3,9 +3,10 @@
 Every trained row runs its recipe (its configs/ file, shrunk by the shared budget overrides
 below) from the same seed on the same simulated triple-zoom captures, then every row is scored
 on held-out captures with the same padding and regions: full / corner / centre PSNR, SSIM and
-LPIPS (selfdzsr convention) on the files as they are, the PSNRs again with GT and Refs put in
-the LR's geometry (``_aligned``: the official test frame, tele aligned to wide), trainable
-parameters, and seconds per output megapixel of the model's run on this machine.
+LPIPS (selfdzsr convention) with GT and Refs put in the LR's geometry (``zoomsr eval``'s default:
+the frame of the official test data and of ``zoomsr prepare``, tele aligned to wide), the PSNRs
+again on the files as captured (``_captured``), trainable parameters, and seconds per output
+megapixel of the model's run on this machine.
 
     zoomsr simulate --photos ../shared/data/photos --ratio 4 --refs 2,4 -o data/sim_triple \\
         --max-size 1024
@@ -96,8 +97,8 @@ def train_row(label: str, recipe: dict, args) -> tuple[Path, int]:
 
 
 def score(model: torch.nn.Module, label: str, args) -> dict:
-    """The metrics on the captures as their files are, then full / corner / centre PSNR with
-    GT and Refs in the LR's geometry (``zoomsr eval --gt aligned``), params and s/MP."""
+    """The metrics with GT and Refs in the LR's geometry (``zoomsr eval``'s default), full /
+    corner / centre PSNR again on the files as captured (``--gt captured``), params, s/MP."""
     opts = ZoomOptions(method="whole", quiet=True)
     suite = MetricSuite(get_convention("selfdzsr"), METRICS, REGIONS)
     report = evaluate_zoom(model, [args.val], suite, label, opts)
@@ -106,8 +107,8 @@ def score(model: torch.nn.Module, label: str, args) -> dict:
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     row = {k: v for k, v in report.summary[0].items() if k in suite.columns}
     psnr = MetricSuite(get_convention("selfdzsr"), ("psnr",), REGIONS)
-    aligned = evaluate_zoom(model, [args.val], psnr, label, opts, align_gt=True).summary[0]
-    row.update({f"{k}_aligned": aligned[k] for k in psnr.columns})
+    captured = evaluate_zoom(model, [args.val], psnr, label, opts, align_gt=False).summary[0]
+    row.update({f"{k}_captured": captured[k] for k in psnr.columns})
     return {"model": label, **row, "params": params, "s_per_mp": round(seconds, 3)}
 
 
@@ -166,7 +167,7 @@ def main() -> None:
         f"trained rows: {args.steps} steps, batch {args.batch}, LR patch {args.patch}, "
         f"{args.feats} features, {args.blocks} blocks, Adam {args.lr:g} constant, seed "
         f"{args.seed}, {torch.get_num_threads()} CPU thread(s); train {args.train}, held-out "
-        f"{args.val}; _aligned: GT and Refs in the LR's geometry; s_per_mp = seconds per output megapixel"
+        f"{args.val}; GT and Refs in the LR's geometry (_captured: as the files are); s_per_mp = seconds per output megapixel"
     )
     tables = {"quality": (rows, list(rows[0]))}
     if trend:

@@ -58,19 +58,19 @@ def test_zoom_model_reports_full_centre_corner_rows(sim, weights, tmp_path, caps
             assert m + suffix in row
 
     # The numbers are those of run_zoom on the padded sample, cut back, under the convention,
-    # with the files as captured (default) or aligned to the LR (--gt aligned).
+    # with GT and Refs aligned to the LR (default) or the files as captured (--gt captured).
     model = load_model(str(weights))
     suite = MetricSuite(get_convention("selfdzsr"), ("psnr", "ssim"), ("full", "centre", "corner"))
-    out2 = tmp_path / "aligned.json"
-    assert main([*args, "--gt", "aligned", "--out", str(out2)]) == 0
-    aligned = json.loads(out2.read_text())["summary"][0]
-    for got, align in ((row, False), (aligned, True)):
+    out2 = tmp_path / "captured.json"
+    assert main([*args, "--gt", "captured", "--out", str(out2)]) == 0
+    captured = json.loads(out2.read_text())["summary"][0]
+    for got, align in ((row, True), (captured, False)):
         test = load_zoom_sample(sim / "apples", pad=8, official_pad=True, align_gt=align)
         sr = run_zoom(model, test.lr, test.refs, test.ref_boxes)
         expected = suite(test.unpad(sr), test.unpad(test.gt), 4)
         for key, value in expected.items():
             assert got[key] == pytest.approx(value, abs=1e-6), key
-    assert row["psnr"] != aligned["psnr"]
+    assert row["psnr"] != captured["psnr"]
 
 
 def test_model_file_alone_and_tiled_method_agree(sim, weights, tmp_path, capsys):

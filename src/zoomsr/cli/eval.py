@@ -92,11 +92,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--gt",
-        default="captured",
-        choices=["captured", "aligned"],
-        help="zoom models: score the samples as their files are (captured, default) or put a "
-        "simulated sample's GT and Refs in the LR's geometry first (aligned: as the official "
-        "test data, the tele aligned to the wide)",
+        default="aligned",
+        choices=["aligned", "captured"],
+        help="zoom models: put a simulated sample's GT and Refs in the LR's geometry, as "
+        "'zoomsr prepare' aligns a real tele and the official test data are (aligned, default), "
+        "or score the files as they are (captured)",
     )
     p.add_argument("--per-image", action="store_true", help="also print one row per image")
     p.add_argument(

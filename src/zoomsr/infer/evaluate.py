@@ -161,7 +161,7 @@ def evaluate_zoom(
     options: ZoomOptions | None = None,
     progress: Callable[[Iterable, str], Iterable] = lambda it, _desc: it,
     max_images: int = 0,
-    align_gt: bool = False,
+    align_gt: bool = True,
 ) -> EvalReport:
     """Score a zoom model on folders of zoom samples (``zoomsr simulate`` / ``prepare``).
 

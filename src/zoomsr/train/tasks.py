@@ -340,7 +340,8 @@ class ZoomTask(Task):
 
         folders = find_zoom_samples(v.path)
         folders = folders[: v.max_images] if v.max_images else folders
-        rows = [self._score(load_zoom_sample(f, pad=self.cfg.zoom.val_pad), model) for f in folders]
+        pad = self.cfg.zoom.val_pad  # scored as `zoomsr eval` does: GT and Refs in the LR's frame
+        rows = [self._score(load_zoom_sample(f, pad=pad, align_gt=True), model) for f in folders]
         return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
     def _score(self, sample, model: nn.Module) -> dict[str, float]:
