@@ -10,6 +10,7 @@ examples:
   zoomsr train configs/sisr/edsr_baseline_x2.yaml --set optim.lr=2e-4 --set run.steps=500
   zoomsr train configs/sisr/edsr_baseline_x2.yaml --resume            # continue exactly
   zoomsr train configs/sisr/edsr_baseline_x4.yaml --init runs/x2/best.safetensors
+  torchrun --nproc_per_node 4 -m zoomsr train configs/sisr/default_x2.yaml   # 4 processes, DDP
   zoomsr train configs/zoom/selfdzsr_x4.yaml --stage auxlr --out runs/selfdzsr_x4_auxlr
   zoomsr train configs/zoom/selfdzsr_x4.yaml \
       --set zoom.auxlr_init=runs/selfdzsr_x4_auxlr/auxlr.safetensors
@@ -54,6 +55,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from zoomsr.cli.common import flag_overrides
+    from zoomsr.train import distributed
     from zoomsr.train.config import load_config
     from zoomsr.train.engine import Trainer
 
@@ -69,6 +71,9 @@ def run(args) -> int:
     )
     cfg = load_config(args.config, overrides)
     summary = Trainer(cfg, resume=args.resume, quiet=args.quiet).fit()
+    distributed.cleanup()  # under torchrun; a failing rank just exits and torchrun stops the rest
+    if not distributed.is_main():
+        return 0
     best = summary.get("best_psnr")
     best_text = f", best val PSNR {best:.3f}" if best is not None and best > float("-inf") else ""
     weights = ", ".join(summary.get("weights") or [f"{cfg.run.out}/last.safetensors"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -16,6 +17,7 @@ from zoomsr.devices import resolve_device
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.checkpoints import read_weights, save_weights
 from zoomsr.models.registry import load_model
+from zoomsr.train import distributed
 from zoomsr.train.checkpoint import atomic_torch_save, load_state, rng_state, set_rng_state
 from zoomsr.train.config import TrainConfig, to_yaml
 from zoomsr.train.tasks import make_task
@@ -57,20 +59,29 @@ class Trainer:
 
     What differs per model family (data, forward and loss, extra networks, validation) lives in
     a :class:`~zoomsr.train.tasks.Task`; this class is the loop around it.
+
+    Under ``torchrun`` every process runs this same loop on its share of each global batch of
+    ``data.batch`` samples, with DDP averaging the gradients (:mod:`zoomsr.train.distributed`);
+    rank 0 alone validates, logs and writes the run folder, whose state does not depend on the
+    number of processes.
     """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, quiet: bool = False, log=print):
         self.cfg = cfg
-        self.quiet = quiet
-        self.log = log
-        self.device = resolve_device(cfg.run.device)
+        self.device = distributed.setup(resolve_device(cfg.run.device))
+        self.rank, self.world = distributed.rank(), distributed.world()
+        self.is_main = self.rank == 0
+        self.quiet = quiet or not self.is_main
+        self.log = log if self.is_main else (lambda *_: None)
         self.run_dir = Path(cfg.run.out)
+        self.batch = distributed.per_rank_batch(cfg.data.batch)
         torch.manual_seed(cfg.run.seed)
 
-        self.model = load_model(cfg.model.name, cfg.model.scale, self.device, **cfg.model.config)
+        model = load_model(cfg.model.name, cfg.model.scale, self.device, **cfg.model.config)
+        self.model = distributed.sync_batchnorm(model, self.device)
         self.task = make_task(cfg, self.model, self.device, resume)
         if cfg.run.init and not resume:
-            load_init_weights(self.model, cfg.run.init, log)
+            load_init_weights(self.model, cfg.run.init, self.log)
         self.model.train()
         self.ema = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema))
@@ -98,9 +109,16 @@ class Trainer:
         self.step = 0
         self.best_psnr = -math.inf
         self.history: list[dict] = []
-        if resume:
-            self._restore(load_state(self.run_dir))
+        if resume:  # rank 0 reads it: the other machines need no copy of the run folder
+            self._restore(distributed.broadcast_from_main(lambda: load_state(self.run_dir)))
         self._writer = None
+        # The task's forward and loss, with DDP averaging the gradients of its networks.
+        self._step = distributed.data_parallel(
+            self.task.trained_networks(), self.task.step, self.device, self.task.unused_parameters
+        )
+        if distributed.is_active():
+            wrap = functools.partial(distributed.data_parallel, device=self.device)
+            self.task.distribute(self.rank, self.world, wrap)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -165,11 +183,15 @@ class Trainer:
     # --- data --------------------------------------------------------------------------
 
     def batches(self):
+        """This process's batches: global samples ``step * data.batch + rank + world * j``, so
+        the processes together see each global batch a single process would."""
         d = self.cfg.data
-        sampler = StepSampler(self.step * d.batch, self.cfg.run.steps * d.batch)
+        sampler = StepSampler(
+            self.step * d.batch, self.cfg.run.steps * d.batch, self.rank, self.world
+        )
         return torch.utils.data.DataLoader(
             self.task.dataset(),
-            batch_size=d.batch,
+            batch_size=self.batch,
             sampler=sampler,
             num_workers=d.workers,
             pin_memory=self.device.type == "cuda",
@@ -180,7 +202,7 @@ class Trainer:
 
     def train_step(self, batch) -> dict[str, float]:
         with self.autocast:
-            total, terms = self.task.step(batch)
+            total, terms = self._step(batch)
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -203,7 +225,7 @@ class Trainer:
         self.step += 1
         logs.update(terms)
         logs["loss"] = float(total.detach())
-        return logs
+        return distributed.mean_of_ranks(logs, self.device)  # the global batch's means
 
     @torch.no_grad()
     def validate(self) -> dict[str, float] | None:
@@ -227,8 +249,9 @@ class Trainer:
     def fit(self, stop_at: int | None = None) -> dict:
         """Train until ``run.steps`` (or stop early at ``stop_at``, as a kill would); returns a summary."""
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
         total = cfg.run.steps
         if self.step >= total:
             self.log(f"nothing to do: already at step {self.step} of {total}")
@@ -249,7 +272,7 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{lr_now:.2e}")
-            writer = self._tb()
+            writer = self._tb() if self.is_main else None
             if writer and (self.step % cfg.run.log_every == 0 or self.step == total):
                 for k, val in last.items():
                     writer.add_scalar(f"train/{k}", val, self.step)
@@ -263,8 +286,10 @@ class Trainer:
                 self.log(
                     f"step {self.step}/{total} {terms} lr={lr_now:.2e} {rate:.2f} it/s eta {eta / 60:.1f} min"
                 )
-            validate_now = cfg.data.val.path and (
-                self.step % cfg.data.val.every == 0 or self.step == total
+            validate_now = (
+                self.is_main
+                and cfg.data.val.path
+                and (self.step % cfg.data.val.every == 0 or self.step == total)
             )
             is_best = False
             if validate_now:
@@ -278,7 +303,7 @@ class Trainer:
                     scores = " ".join(f"{k}={v:.4f}" for k, v in val.items())
                     self.log(f"step {self.step}: val {scores}")
             stopping = stop_at is not None and self.step >= stop_at
-            if (
+            if self.is_main and (
                 self.step % cfg.run.checkpoint_every == 0
                 or self.step == total
                 or is_best
@@ -291,6 +316,7 @@ class Trainer:
             bar.close()
         if self._writer:
             self._writer.close()
+        distributed.barrier()  # every rank ends once rank 0 has written the last checkpoint
         return {
             "step": self.step,
             "best_psnr": self.best_psnr,

@@ -30,6 +30,9 @@ class Task:
     """Interface; see the module docstring. ``model`` is the network whose weights are saved."""
 
     model: nn.Module
+    # Some trained parameters may get no gradient in a step (e.g. random pastes), which DDP
+    # must then look for in every step.
+    unused_parameters = False
 
     def dataset(self) -> torch.utils.data.Dataset:
         """Training items, item ``i`` a pure function of ``(run.seed, i)``."""
@@ -46,6 +49,17 @@ class Task:
     def after_step(self) -> dict[str, float]:
         """Updates that follow the optimizer step (e.g. the discriminator); returns log terms."""
         return {}
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        """The networks :meth:`step` trains; data-parallel runs average their gradients."""
+        return {"model": self.model}
+
+    def distribute(self, rank: int, world: int, wrap: Callable) -> None:
+        """Make the task's own work data-parallel (run by the trainer under torchrun only).
+
+        ``wrap(networks, fn)`` returns ``fn`` with DDP gradient averaging over ``networks``;
+        ``rank`` and ``world`` place this process's share of each global batch.
+        """
 
     def validate(self, model: nn.Module) -> dict[str, float] | None:
         """Scores on ``data.val.path`` (``psnr`` picks the best checkpoint); None: no val data."""
@@ -94,6 +108,16 @@ class SISRTask(Task):
             else None
         )
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._d_loss: Callable | None = None  # the discriminator's loss, DDP-wrapped if distributed
+
+    def distribute(self, rank: int, world: int, wrap: Callable) -> None:
+        if self.discriminator is not None:
+            from zoomsr.train.distributed import sync_batchnorm
+
+            # In place (its root is no BN layer): the GAN term and d_optimizer keep their refs.
+            sync_batchnorm(self.discriminator, self.device)
+            gan = self.loss.terms[self.loss.names.index("GAN")]
+            self._d_loss = wrap({"discriminator": self.discriminator}, gan.discriminator_step_loss)
 
     def dataset(self) -> torch.utils.data.Dataset:
         from zoomsr.data.sisr import (
@@ -108,10 +132,16 @@ class SISRTask(Task):
             raise ZoomsrError(
                 "no training data: set data.train.hr (HR folders) or data.train.zoom (captures)"
             )
+        degradation = None  # bicubic: the exact benchmark LR
         if d.train.degradation != "bicubic":
-            raise ZoomsrError(
-                f"unknown degradation '{d.train.degradation}'; this version supports bicubic"
-            )
+            from zoomsr.data.degraded import resolve_degradation
+
+            degradation = resolve_degradation(d.train.degradation)
+            if d.train.zoom or d.train.lr:
+                raise ZoomsrError(
+                    "data.train.degradation makes the LR from HR patches: use it with "
+                    "data.train.hr only (not data.train.lr or data.train.zoom)"
+                )
         scale = self.cfg.model.scale
         args = (scale, d.train.patch, self.cfg.run.seed)
         if d.train.zoom:  # (LR, GT) of zoom captures: the supervised baseline of the zoom family
@@ -121,6 +151,11 @@ class SISRTask(Task):
         if d.train.lr:
             pairs = load_training_pairs(list(d.train.hr), d.train.lr, scale)
             return SISRPairedSet(pairs, *args, d.flip, d.rot90)
+        if degradation is not None:
+            from zoomsr.data.degraded import DegradedTrainSet
+
+            images = load_training_images(list(d.train.hr))
+            return DegradedTrainSet(images, *args, d.flip, d.rot90, degradation=degradation)
         return SISRTrainSet(load_training_images(list(d.train.hr)), *args, d.flip, d.rot90)
 
     def param_groups(self) -> dict[str, tuple[list[nn.Parameter], float]]:
@@ -142,7 +177,7 @@ class SISRTask(Task):
         sr, hr = self._last
         self.discriminator.requires_grad_(True)
         gan = self.loss.terms[self.loss.names.index("GAN")]
-        d_loss = gan.discriminator_step_loss(sr, hr)
+        d_loss = (self._d_loss or gan.discriminator_step_loss)(sr, hr)
         self.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_optimizer.step()
@@ -237,6 +272,11 @@ class ZoomTask(Task):
     Stage ``auxlr`` trains the generator alone (no SR forward).
     """
 
+    @property
+    def unused_parameters(self) -> bool:
+        # A rank whose samples all skip the paste leaves the Ref head without a gradient.
+        return self.stage == "joint"
+
     def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device, resume: bool):
         from zoomsr.losses.centroid import CentroidLoss
         from zoomsr.models.zoom import AuxLRGenerator, SelfDZSR
@@ -266,6 +306,16 @@ class ZoomTask(Task):
             self.loss = CompositeLoss(cfg.loss, sliced_wasserstein=sw).to(device)
         # Model-side draws (AdaSTN dropout, paste) come from this stream; it goes to state.pt.
         self.rng = torch.Generator().manual_seed(cfg.run.seed)
+        self.draws = self.rng  # a BatchDraws over it when the batch is split over processes
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        nets = {"auxlr": self.generator}
+        return {"model": self.model, **nets} if self.stage == "joint" else nets
+
+    def distribute(self, rank: int, world: int, wrap: Callable) -> None:
+        from zoomsr.models.zoom.draws import BatchDraws
+
+        self.draws = BatchDraws(self.rng, rank, world)
 
     def dataset(self) -> torch.utils.data.Dataset:
         from zoomsr.data.auxnoise import WithAuxNoise
@@ -315,11 +365,13 @@ class ZoomTask(Task):
                     b["ref_box"].tolist(),
                     lr_centre=b["lr_ref"],
                     guide_lr=guide,
-                    generator=self.rng,
+                    generator=self.draws,
                 )
             else:
                 refs, boxes = self._refs(b)
-                out = self.model.forward_trace(lr, refs, boxes, guide_lr=guide, generator=self.rng)
+                out = self.model.forward_trace(
+                    lr, refs, boxes, guide_lr=guide, generator=self.draws
+                )
             sr_total, terms = self.loss(out["sr"], gt, lr, mask=gt_mask)
             total = total + sr_total
             logs.update(terms)

@@ -21,6 +21,7 @@ from torch import nn
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.registry import ModelSpec, register
 from zoomsr.models.zoom.adastn import make_align
+from zoomsr.models.zoom.draws import batch_rand
 from zoomsr.models.zoom.matching import (
     FEATURE_STRIDE,
     RefEncoder,
@@ -171,13 +172,13 @@ class SelfDZSR(nn.Module):
         for block in self.align:  # P = 0 dropout: drawn per sample and per block (§3.2)
             centre = None
             if self.training:
-                centre = torch.rand(n, generator=generator).to(lr.device) < self.drop_prob
+                centre = batch_rand(n, generator).to(lr.device) < self.drop_prob
             h = block(h, guide, centre)
 
         patch = self.ref_head(ref)
         boxes: list[Box | None] = checked if checked is not None else [None] * n
         if self.training and checked is not None:  # paste with probability paste_prob
-            keep = (torch.rand(n, generator=generator) < self.paste_prob).tolist()
+            keep = (batch_rand(n, generator) < self.paste_prob).tolist()
             boxes = [b if k else None for b, k in zip(checked, keep, strict=True)]
         ref_feat = self.ref_align(paste(ref_warped, patch, boxes), guide)
 

@@ -25,6 +25,7 @@ from torch import nn
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.registry import ModelSpec, register
 from zoomsr.models.zoom.adastn import AdaSTN
+from zoomsr.models.zoom.draws import batch_rand
 from zoomsr.models.zoom.matching import (
     RefEncoder,
     RefPatchHead,
@@ -187,7 +188,7 @@ class ZoomPlusPlus(nn.Module):
 
     def _draw(self, n: int, p: float, generator: torch.Generator | None, device) -> torch.Tensor:
         """Per-sample Bernoulli(p) draws (bool, on ``device``) from ``generator``."""
-        return (torch.rand(n, generator=generator) < p).to(device)
+        return (batch_rand(n, generator) < p).to(device)
 
     def forward_trace(
         self,
