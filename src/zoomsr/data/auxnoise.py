@@ -18,6 +18,7 @@ import torch
 
 from zoomsr.data.sisr import item_generator
 from zoomsr.data.zoom import ZoomTrainSet
+from zoomsr.ops.degrade.jpeg import jpeg_uint8
 
 NOISE_SALT = 0x5E1FD2  # separates the noise stream from the patch stream of the same index
 
@@ -41,14 +42,8 @@ def _gaussian(img: np.ndarray, sigma_range: tuple[int, int], g: torch.Generator)
 
 
 def _jpeg(img: np.ndarray, quality_range: tuple[int, int], g: torch.Generator) -> np.ndarray:
-    quality = _randint(g, *quality_range)
-    # OpenCV expects BGR. The official code passes RGB (quirk #7); we keep the true colours.
-    ok, buf = cv2.imencode(
-        ".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a JPEG")
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    # The official code passes RGB to OpenCV (quirk #7); jpeg_uint8 keeps the true colours.
+    return jpeg_uint8(img, _randint(g, *quality_range))
 
 
 def degrade_noise(

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,6 +30,7 @@ from zoomsr.errors import DataError, ZoomsrError
 from zoomsr.io import list_images, read_image
 from zoomsr.metrics.regions import centre_box
 from zoomsr.ops.color import quantize
+from zoomsr.ops.degrade import anisotropic_gaussian_kernel, blur, jpeg_compress
 from zoomsr.ops.resize import imresize
 
 
@@ -73,20 +73,14 @@ def derive_seed(seed: int, name: str) -> int:
 
 
 def anisotropic_gaussian(sigma_x: float, sigma_y: float, theta: float) -> torch.Tensor:
-    """A normalised ``(k, k)`` Gaussian with axes ``sigma_x``, ``sigma_y`` rotated by ``theta``."""
-    radius = math.ceil(3 * max(sigma_x, sigma_y))
-    r = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    y, x = torch.meshgrid(r, r, indexing="ij")
-    c, s = math.cos(theta), math.sin(theta)
-    u, v = c * x + s * y, -s * x + c * y
-    k = torch.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
-    return (k / k.sum()).float()
+    """A normalised ``(k, k)`` Gaussian with axes ``sigma_x``, ``sigma_y`` rotated by ``theta``,
+    ``k = 2 ceil(3 max σ) + 1``."""
+    size = 2 * math.ceil(3 * max(sigma_x, sigma_y)) + 1
+    return anisotropic_gaussian_kernel(size, sigma_x, sigma_y, theta)
 
 
 def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    c, pad = x.shape[0], kernel.shape[-1] // 2
-    xp = F.pad(x[None], (pad, pad, pad, pad), mode="reflect")
-    return F.conv2d(xp, kernel.expand(c, 1, -1, -1), groups=c)[0]
+    return blur(x[None], kernel)[0]
 
 
 def _affine(x: torch.Tensor, matrix: list[list[float]], mode: str = "bilinear") -> torch.Tensor:
@@ -103,15 +97,7 @@ def _affine(x: torch.Tensor, matrix: list[list[float]], mode: str = "bilinear") 
 
 
 def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode and decode with OpenCV (libjpeg, 4:2:0), in BGR order as OpenCV expects."""
-    rgb = (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    ok, buf = cv2.imencode(
-        ".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a JPEG")
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).float() / 255
+    return jpeg_compress(x[None], quality)[0]
 
 
 def degrade(

@@ -199,7 +199,8 @@ class SISRTrainSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 2**62  # indexed by global sample number; the sampler decides the range
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def hr_patch(self, index: int) -> torch.Tensor:
+        """The augmented HR patch ``(3, p, p)`` of item ``index``."""
         g = item_generator(self.seed, index)
         im = self.images[int(torch.randint(len(self.images), (1,), generator=g))]
         h, w = im.shape[-2:]
@@ -208,8 +209,11 @@ class SISRTrainSet(torch.utils.data.Dataset):
         top = int(torch.randint((h - p) // s + 1, (1,), generator=g)) * s
         left = int(torch.randint((w - p) // s + 1, (1,), generator=g)) * s
         hr = im[:, top : top + p, left : left + p].float() / 255
-        hr = random_dihedral(hr, int(torch.randint(self.augment_codes, (1,), generator=g)))
-        lr = imresize(hr.double(), 1 / s, levels=255).float()
+        return random_dihedral(hr, int(torch.randint(self.augment_codes, (1,), generator=g)))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        hr = self.hr_patch(index)
+        lr = imresize(hr.double(), 1 / self.scale, levels=255).float()
         return lr, hr.contiguous()
 
 

@@ -54,16 +54,24 @@ def gaussian_covariance(sigma_x: Param, sigma_y: Param, theta: Param) -> torch.T
     return torch.stack([torch.stack([a, b], -1), torch.stack([b, d], -1)], -2)
 
 
-def _quad_form(size: int, cov: torch.Tensor) -> torch.Tensor:
-    """``pᵀ Σ⁻¹ p`` at every kernel position ``p = (x, y)``: ``(*S, k, k)``."""
+def _quad_form(size: int, cov: torch.Tensor, offset: Param = 0.0) -> torch.Tensor:
+    """``(p - m)ᵀ Σ⁻¹ (p - m)`` at every kernel position ``p = (x, y)``, ``m = (offset, offset)``."""
     y, x = _grid(size)
+    (m,) = _t(offset)
+    x, y = x - m, y - m
     inv = torch.linalg.inv(cov.to(torch.float64))[..., None, None, :, :]
     return inv[..., 0, 0] * x * x + 2 * inv[..., 0, 1] * x * y + inv[..., 1, 1] * y * y
 
 
-def gaussian_kernel_from_covariance(size: int, cov: torch.Tensor) -> torch.Tensor:
-    """A Gaussian kernel with covariance ``cov`` ``(*S, 2, 2)`` (in pixels², axes x, y)."""
-    return _normalise(torch.exp(-0.5 * _quad_form(size, cov)))
+def gaussian_kernel_from_covariance(
+    size: int, cov: torch.Tensor, offset: Param = 0.0
+) -> torch.Tensor:
+    """A Gaussian kernel with covariance ``cov`` ``(*S, 2, 2)`` (in pixels², axes x, y).
+
+    ``offset`` moves its mean by that many pixels along both ``x`` and ``y``: ``(s - 1) / 2``
+    gives a kernel for :func:`blur_downsample` whose samples fall on MATLAB's grid.
+    """
+    return _normalise(torch.exp(-0.5 * _quad_form(size, cov, offset)))
 
 
 def isotropic_gaussian_kernel(size: int, sigma: Param) -> torch.Tensor:
@@ -82,11 +90,8 @@ def anisotropic_gaussian_kernel(
 def generalized_gaussian_kernel(
     size: int, sigma_x: Param, sigma_y: Param, theta: Param, beta: Param
 ) -> torch.Tensor:
-    """``exp(-½ (pᵀΣ⁻¹p)^β)`` (Real-ESRGAN §3.1): ``beta`` < 1 peakier tails, > 1 flatter top.
-
-    Real-ESRGAN writes it with ``(pᵀΣ⁻¹p)^β`` without the ½ inside the power; we keep the ½
-    outside so ``beta = 1`` is exactly :func:`anisotropic_gaussian_kernel`.
-    """
+    """``exp(-½ (pᵀΣ⁻¹p)^β)`` (Real-ESRGAN eq. 2): ``beta`` < 1 a sharper peak and heavier
+    tails, > 1 a flatter top; ``beta = 1`` is :func:`anisotropic_gaussian_kernel`."""
     (b,) = _t(beta)
     q = _quad_form(size, gaussian_covariance(sigma_x, sigma_y, theta))
     return _normalise(torch.exp(-0.5 * q.pow(b)))
@@ -139,6 +144,17 @@ def pad_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
         raise ZoomsrError(f"cannot pad a {k}x{k} kernel to {size}x{size}")
     p = (size - k) // 2
     return F.pad(kernel, (p, p, p, p))
+
+
+def truncate_kernel(kernel: torch.Tensor, size: int | torch.Tensor) -> torch.Tensor:
+    """Zero the taps of ``(..., K, K)`` kernels outside their centre ``size x size`` and
+    renormalise: per-sample kernel sizes in one ``K x K`` batch (``size`` odd, ``(...)``-shaped)."""
+    big = kernel.shape[-1]
+    r = (torch.arange(big) - big // 2).abs()
+    half = torch.as_tensor(size)[..., None, None] // 2
+    inside = (r[:, None] <= half) & (r[None, :] <= half)
+    k = kernel * inside.to(kernel.dtype)
+    return k / k.sum(dim=(-2, -1), keepdim=True)
 
 
 def _per_sample(x: torch.Tensor, kernel: torch.Tensor) -> tuple[torch.Tensor, int]:
