@@ -23,6 +23,7 @@ COMMANDS = (
     "simulate",
     "prepare",
     "train_matcher",
+    "kernel",
 )
 
 DESCRIPTION = """\

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from zoomsr.cli.batching import add_batch_flags, batch_result
 from zoomsr.cli.common import add_common_flags, progress, resolve_device
+from zoomsr.cli.zeroshot import add_zeroshot_flags, run_zeroshot, wants_zeroshot
 from zoomsr.errors import ZoomsrError
 
 EPILOG = """\
@@ -65,6 +66,7 @@ def add_parser(sub) -> None:
         "--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations; 8x slower)"
     )
     p.add_argument("--half", action="store_true", help="float16 on CUDA")
+    add_zeroshot_flags(p)
     add_batch_flags(p, "one image, folder or glob per line")
     add_common_flags(p)
     p.set_defaults(func=run)
@@ -109,6 +111,8 @@ def run(args) -> int:
             f"no shipped default model for x{args.scale}; name one with --model (see 'zoomsr models')"
         )
     model = load_model(name, args.scale, device)
+    if wants_zeroshot(args, model):  # trains on each input itself: its own loop (cli/zeroshot.py)
+        return run_zeroshot(args, model, sources, out, suffix)
     if opts.half:
         model.half()
     bar = progress(args.quiet)

@@ -23,6 +23,7 @@ _MODEL_MODULES = (
     "zoomsr.models.zoom.selfdzsr",
     "zoomsr.models.zoom.selfdzsr_pp",
     "zoomsr.models.zoom.selftzsr_pp",
+    "zoomsr.models.zeroshot.zssr",
     "zoomsr.models.zoo",
 )
 
