@@ -24,13 +24,13 @@ MANIFEST = ".zoomsr-manifest.jsonl"
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    """20 small photos, a random EDSR-baseline x2 file (tens of ms an image: slow enough to be
+    """20 small photos, a random EDSR-baseline x2 file (~0.1 s an image: slow enough to be
     killed part way) and the outputs of one uninterrupted run."""
     root = tmp_path_factory.mktemp("batch")
     rng = np.random.default_rng(0)
     (root / "in").mkdir()
     for i in range(N):
-        pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        pixels = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
         PILImage.fromarray(pixels).save(root / "in" / f"img{i:02d}.png")
     torch.manual_seed(0)
     model = save_weights(load_model("edsr-baseline", 2), root / "edsr_x2.safetensors")
