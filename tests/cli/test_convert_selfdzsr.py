@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from zoomsr.cli.main import main
-from zoomsr.convert.selfdzsr import CONVERTERS, load_aux_generator
+from zoomsr.convert.registry import CONVERTERS
+from zoomsr.convert.selfdzsr import load_aux_generator
 from zoomsr.models import load_model
 from zoomsr.models.checkpoints import read_weights
 

@@ -43,9 +43,9 @@ def add_parser(sub) -> None:
 
 def _formats() -> dict:
     """Format name -> (converter, the checkpoint files it takes): EDSR-PyTorch plus whatever
-    ``zoomsr.convert.selfdzsr.CONVERTERS`` holds (its converters take file paths in order)."""
+    ``zoomsr.convert.registry.CONVERTERS`` holds (its converters take file paths in order)."""
     from zoomsr.convert.edsr_pytorch import convert_edsr_pytorch
-    from zoomsr.convert.selfdzsr import CONVERTERS
+    from zoomsr.convert.registry import CONVERTERS
 
     formats = {"edsr-pytorch": (convert_edsr_pytorch, ["MODEL.pt"])}
     for name, fn in CONVERTERS.items():

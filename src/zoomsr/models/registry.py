@@ -24,6 +24,7 @@ _MODEL_MODULES = (
     "zoomsr.models.zoom.selfdzsr_pp",
     "zoomsr.models.zoom.selftzsr_pp",
     "zoomsr.models.zeroshot.zssr",
+    "zoomsr.models.flow.sdflow",
     "zoomsr.models.zoo",
 )
 
