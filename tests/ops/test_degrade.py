@@ -255,7 +255,9 @@ def test_resolve_degradation(tmp_path, monkeypatch):
         ZoomsrError, match=r"unknown degradation 'blur'; use one of bicubic, bsrgan"
     ):
         resolve_degradation("blur")
-    with pytest.raises(ZoomsrError, match=r"unknown degradation 'sdflow:x\.safetensors'"):
+    with pytest.raises(ZoomsrError, match=r"unknown degradation 'nosuch:x\.safetensors'"):
+        resolve_degradation("nosuch:x.safetensors")
+    with pytest.raises(ZoomsrError, match=r"SDFlow degradation model 'x\.safetensors' not found"):
         resolve_degradation("sdflow:x.safetensors")
     monkeypatch.setitem(LEARNED, "fake", lambda arg: ("made from", arg))
     assert resolve_degradation("fake:ckpt") == ("made from", "ckpt")

@@ -13,6 +13,7 @@ from zoomsr.errors import ZoomsrError
 # one sub-command and sets ``func=run`` where ``run(args) -> int``.
 COMMANDS = (
     "upscale",
+    "downscale",
     "zoom",
     "eval",
     "train",

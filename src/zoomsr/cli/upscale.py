@@ -7,6 +7,7 @@ from pathlib import Path
 
 from zoomsr.cli.batching import add_batch_flags, batch_result
 from zoomsr.cli.common import add_common_flags, progress, resolve_device
+from zoomsr.cli.downscale import add_flow_flags, run_flow, wants_flow
 from zoomsr.cli.zeroshot import add_zeroshot_flags, run_zeroshot, wants_zeroshot
 from zoomsr.errors import ZoomsrError
 
@@ -15,6 +16,8 @@ examples:
   zoomsr upscale photo.png -o photo_x2.png --scale 2
   zoomsr upscale photos/ 'more/*.jpg' -o out/ --scale 4 --model bicubic
   zoomsr upscale --list files.txt -o out/ --scale 4 --shard 0/2   # resumable; half the list
+  zoomsr upscale photo.png -o sr.png --model sdflow.safetensors --samples 3 --tau 0.8
+      # 3 SR samples sr_s0.png .. sr_s2.png of a trained/converted SDFlow (x4; --tau 0: the mode)
 Alpha is upscaled separately; gray and 16-bit images stay gray and 16-bit.
 """
 
@@ -67,6 +70,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--half", action="store_true", help="float16 on CUDA")
     add_zeroshot_flags(p)
+    add_flow_flags(p)
     add_batch_flags(p, "one image, folder or glob per line")
     add_common_flags(p)
     p.set_defaults(func=run)
@@ -110,7 +114,12 @@ def run(args) -> int:
         raise ZoomsrError(
             f"no shipped default model for x{args.scale}; name one with --model (see 'zoomsr models')"
         )
+    from zoomsr.infer.flow import check_flow_name
+
+    check_flow_name(name)  # SDFlow has no shipped weights: say what to do before building it
     model = load_model(name, args.scale, device)
+    if wants_flow(args, model):  # sampled SR, --samples N outputs each (cli/downscale.py)
+        return run_flow(args, model, name, sources, out, suffix, "upscale")
     if wants_zeroshot(args, model):  # trains on each input itself: its own loop (cli/zeroshot.py)
         return run_zeroshot(args, model, sources, out, suffix)
     if opts.half:

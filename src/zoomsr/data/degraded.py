@@ -4,7 +4,7 @@
 name (``bsrgan``, ``realesrgan``, ``div2krk``; see docs/degradations.md) or a YAML file
 (``preset: <name>`` plus any of that preset's parameters) degrades each HR patch on the fly.
 ``<kind>:<argument>`` values are looked up in :data:`LEARNED`, the hook for degradations that
-are models (e.g. a later ``sdflow:<checkpoint>``).
+are models (``sdflow:<checkpoint>[@tau]``, :class:`SDFlowDegradation`).
 """
 
 from __future__ import annotations
@@ -98,6 +98,64 @@ def resolve_degradation(spec: str) -> DegradeFn | None:
     raise _unknown(spec)
 
 
+class SDFlowDegradation:
+    """``sdflow:<checkpoint>[@tau]``: LR sampled by a trained SDFlow's downscaling flow (x4 only).
+
+    The model file is read once, here; each call downscales the HR patches with temperature
+    ``tau`` (default 0.8, the official scripts') drawing the noise and the mixture component
+    from the item's generator, so items stay pure functions of their index. The LR is rounded
+    to 8-bit levels like every other training LR. Runs on the CPU, in the data loader.
+    """
+
+    def __init__(self, argument: str):
+        from zoomsr.models.registry import load_model
+
+        path, tau = argument.strip(), 0.8
+        head, at, tail = path.rpartition("@")
+        if at and not Path(path).is_file():
+            try:
+                path, tau = head, float(tail)
+            except ValueError:  # an '@' that is part of the file name
+                tau = 0.8
+        if not path:
+            raise ZoomsrError("data.train.degradation 'sdflow:' needs a model file: sdflow:FILE")
+        if not Path(path).is_file():
+            raise ZoomsrError(
+                f"SDFlow degradation model '{path}' not found (data.train.degradation: "
+                "sdflow:FILE[@tau], a trained or converted .safetensors)"
+            )
+        if not tau >= 0:
+            raise ZoomsrError(f"the SDFlow degradation's tau must be >= 0, got {tau}")
+        model = load_model(path, None, "cpu")
+        if getattr(model, "task", None) != "flow":
+            raise ZoomsrError(
+                f"'{path}' is a {getattr(model, 'model_name', '?')} model, not a flow model: "
+                "sdflow:FILE needs an SDFlow file"
+            )
+        self.model, self.tau, self.path = model.eval().requires_grad_(False), tau, path
+        self.scale = int(model.scale)
+
+    def check(self, scale: int, patch: int) -> None:
+        if scale != self.scale:
+            raise ZoomsrError(
+                f"the SDFlow degradation '{self.path}' makes x{self.scale} LR only; "
+                f"this run is x{scale} (set model.scale={self.scale})"
+            )
+        if patch < 12:
+            raise ZoomsrError(
+                f"the SDFlow degradation needs HR patches of at least 12, got {patch}"
+            )
+
+    @torch.no_grad()
+    def __call__(self, hr: torch.Tensor, scale: int, generator: torch.Generator):
+        self.check(scale, min(hr.shape[-2:]))
+        lr = self.model.downscale(hr.float(), self.tau, generator=generator)
+        return torch.round(lr * 255) / 255, {"model": self.path, "tau": self.tau}
+
+
+LEARNED["sdflow"] = SDFlowDegradation
+
+
 class DegradedTrainSet(SISRTrainSet):
     """:class:`SISRTrainSet` patches whose LR comes from ``degradation``.
 
@@ -109,6 +167,9 @@ class DegradedTrainSet(SISRTrainSet):
         self, images, scale, patch, seed=0, flip=True, rot90=True, *, degradation: DegradeFn
     ):
         super().__init__(images, scale, patch, seed, flip, rot90)
+        check = getattr(degradation, "check", None)  # learned degradations: scale, patch size
+        if check is not None:
+            check(scale, patch)
         self.degradation = degradation
 
     def item_with_record(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict]:

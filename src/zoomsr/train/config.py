@@ -98,6 +98,38 @@ class ZoomCfg:
 
 
 @dataclass
+class FlowCfg:
+    """Flow models (SDFlow, task ``flow``): EXPERIMENTAL unpaired training.
+
+    The paper's loss equations could not be read (reference ``sdflow_reference.md`` §6): each
+    term below is inferred from the flows or an assumption; ``configs/flow/sdflow_x4.yaml``
+    says which. A term whose weight is 0 is not computed.
+    """
+
+    nll_hr: float = 1.0  # bits/dim of the HR image: HR flow + HF flow + N(0, I) [inferred]
+    nll_lr: float = (
+        1.0  # bits/dim of the LR image given E(x_LR): LR + Deg flow + mixture [inferred]
+    )
+    content: float = 1.0  # L1 of low-passed f_LR^-1(z_c) vs BD(HR) / LR [3rd-party lead]
+    content_perceptual: float = 0.0  # VGG L1 of the same decodes (3rd-party: 0.05) [3rd-party]
+    domain: float = 0.05  # LSGAN on content latents, both sides fool D [assumption]
+    mmd: float = 0.0  # RBF-kernel MMD^2 of the content latents [assumption]
+    latent_reg: float = 0.0025  # mean z_c^2 of both sides (3rd-party 0.05 x beta1 0.05)
+    deg_reg: float = 0.0  # mean |z_LR - sg(z_c)|, z_d -> 0 (3rd-party 0.05 x beta2 0.5)
+    pixel_sr: float = 0.0  # L1 of low-passed BD(SR sample) vs the LR [assumption]
+    pixel_ds: float = 0.0  # L1 of low-passed downscaled sample vs BD(HR) [assumption]
+    perceptual: float = 0.0  # VGG L1 of the same pairs as pixel_sr / pixel_ds [assumption]
+    tau: float = 0.8  # temperature of the samples of the pixel/perceptual terms
+    lpf_sigma: float = 1.0  # Gaussian low-pass (5x5) of the content and pixel terms
+    dequantize: bool = True  # (k + u) / 256 inputs, so the NLL is that of 8-bit images
+    d_lr: float = 1e-5  # latent discriminator Adam lr (3rd-party), same betas and schedule
+    d_channels: int = 64  # latent discriminator width
+    backbone: str = "vgg19_caffe"  # perceptual features (content_perceptual, perceptual)
+    perceptual_layer: str = "relu5_4"
+    feature_scale: float = 100.0  # divides Caffe VGG features (see losses/perceptual.py)
+
+
+@dataclass
 class RunCfg:
     steps: int = 1000
     seed: int = 0
@@ -119,6 +151,7 @@ class TrainConfig:
     schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
     gan: GanCfg = field(default_factory=GanCfg)
     zoom: ZoomCfg = field(default_factory=ZoomCfg)
+    flow: FlowCfg = field(default_factory=FlowCfg)
     run: RunCfg = field(default_factory=RunCfg)
 
 

@@ -451,6 +451,12 @@ class ZoomTask(Task):
         return ["auxlr.safetensors"]
 
 
+def _flow_task(cfg: TrainConfig, model: nn.Module, device: torch.device) -> Task:
+    from zoomsr.train.flow_task import FlowTask  # its own module (SDFlow, experimental)
+
+    return FlowTask(cfg, model, device)
+
+
 def make_task(
     cfg: TrainConfig, model: nn.Module, device: torch.device, resume: bool = False
 ) -> Task:
@@ -459,6 +465,7 @@ def make_task(
     builders: dict[str, Callable[[], Task]] = {
         "sisr": lambda: SISRTask(cfg, model, device),
         "zoom": lambda: ZoomTask(cfg, model, device, resume),
+        "flow": lambda: _flow_task(cfg, model, device),
     }
     if kind not in builders:
         raise ZoomsrError(f"model '{cfg.model.name}' ({kind}) has no training recipe yet")
