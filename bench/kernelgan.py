@@ -13,12 +13,17 @@ bicubic kernel (its ideal-case recipe) and with the estimated kernel (its given-
 ``--true-kernel`` adds ZSSR with the true kernel (an upper bound). PSNR/SSIM follow the SISR
 convention (Y, shave 2, 8-bit output). ``kernel_ncc`` is the normalised correlation of a kernel
 with the true one. Writes the table (md/csv/json) and a figure of true vs estimated kernels
-(PNG) to ``--out`` (default ``bench/results/kernelgan_x2[...]``).
+(PNG) to ``--out`` (default ``bench/results/kernelgan_x2[...]``). ``--save-set DIR`` writes
+the test set in the paired layout, so any SISR model is scored on it with ``zoomsr eval``:
+
+    .venv/bin/python bench/kernelgan.py --save-set out/div2krk_x2 --set-only
+    zoomsr eval --model default-x2 --data out/div2krk_x2 --scale 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from zoomsr.atomic import atomic_write
+from zoomsr.atomic import atomic_write, write_text
 from zoomsr.infer.zeroshot import kernel_picture
 from zoomsr.io import list_images, read_image
 from zoomsr.metrics.conventions import get_convention
@@ -70,12 +75,70 @@ def degrade(hr: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
     return quantize(lr.clamp(0, 1))
 
 
+def make_test_set(photos: Path, images: int, hr_size: int, seed: int) -> list[tuple]:
+    """``(name, hr, lr, true_kernel, kernel_params)`` for the first ``images`` photos: the
+    centre ``hr_size`` crop (even) as HR, LR = (HR ⋆ k)[::2, ::2] on 8 bits, k seeded per image."""
+    items = []
+    for index, path in enumerate(list_images(str(photos))[:images]):
+        hr = read_image(path).color[None]
+        h, w = hr.shape[-2:]
+        s = min(hr_size, h, w) // SCALE * SCALE
+        hr = hr[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+        gen = torch.Generator().manual_seed(seed * 1000 + index)
+        true_k, params = random_blindsr_kernel(SCALE, gen)
+        items.append((path.stem, hr, degrade(hr, true_k), true_k, params))
+    return items
+
+
+def save_test_set(items: list[tuple], root: Path) -> None:
+    """``root/HR/NAME.png``, ``root/LR/NAMEx2.png`` (the paired layout ``zoomsr eval`` reads)
+    and ``root/kernels/NAME.npy`` (the true kernels, for ``zoomsr upscale --kernel``)."""
+    for sub in ("HR", "LR", "kernels"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for name, hr, lr, true_k, _ in items:
+        for folder, file, img in (("HR", name, hr), ("LR", f"{name}x{SCALE}", lr)):
+            pixels = (img[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(pixels).save(root / folder / f"{file}.png")
+        np.save(root / "kernels" / f"{name}.npy", true_k)
+    print(f"test set of {len(items)} images written to {root}", file=sys.stderr)
+
+
 def zssr(lr: torch.Tensor, kernel: np.ndarray | None, args) -> tuple[torch.Tensor, float, int]:
     model = load_model("zssr", SCALE, args.device, iterations=args.iterations, seed=args.seed)
     steps, kernels = ((float(SCALE),), [kernel]) if kernel is not None else (None, None)
     started = time.perf_counter()
     sr = model.upscale(lr, steps=steps, kernels=kernels)
     return sr, time.perf_counter() - started, model.last_report.total_iterations
+
+
+def run_image(name, hr, lr, true_k, params, suite, bicubic_k, args) -> tuple[dict, np.ndarray]:
+    """KernelGAN, then ZSSR with the bicubic and with the estimated kernel, on one test image."""
+    started = time.perf_counter()
+    est_k, _ = estimate_kernel(
+        lr, SCALE, device=args.device, iterations=args.kernel_iterations, seed=args.seed
+    )
+    kg_s = time.perf_counter() - started
+    sr_bic, t_bic, _ = zssr(lr, None, args)
+    sr_est, t_est, _ = zssr(lr, est_k, args)
+    interp = imresize(lr.double(), SCALE, levels=255).float()
+    row = {
+        "image": name,
+        "kernel": f"λ {params['lambda1']:.2f}/{params['lambda2']:.2f} θ {params['theta']:.2f}",
+        "kernel_ncc": round(kernel_similarity(est_k, true_k), 4),
+        "bicubic_ncc": round(kernel_similarity(bicubic_k, true_k), 4),
+        "psnr_interp": round(suite(interp, hr, SCALE)["psnr"], 3),
+        "kernelgan_s": round(kg_s, 1),
+        "zssr_s": round(t_bic + t_est, 1),
+    }
+    for kind, sr in (("bicubic", sr_bic), ("kernelgan", sr_est)):
+        scores = suite(sr, hr, SCALE)
+        row[f"psnr_zssr_{kind}"] = round(scores["psnr"], 3)
+        row[f"ssim_zssr_{kind}"] = round(scores["ssim"], 4)
+    if args.true_kernel:
+        sr_true, t_true, _ = zssr(lr, true_k, args)
+        row["psnr_zssr_true"] = round(suite(sr_true, hr, SCALE)["psnr"], 3)
+        row["zssr_s"] = round(row["zssr_s"] + t_true, 1)
+    return row, est_k
 
 
 def kernel_figure(items: list[tuple[str, np.ndarray, np.ndarray, float]], path: Path) -> None:
@@ -118,7 +181,20 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--save-set", type=Path, help="also write the test set: DIR/HR, DIR/LR, DIR/kernels"
+    )
+    p.add_argument("--set-only", action="store_true", help="with --save-set: only write it")
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="I/N",
+        help="only every N-th image from the I-th (run N processes; a last plain run writes the table)",
+    )
     args = p.parse_args()
+    if args.set_only and not args.save_set:
+        raise SystemExit("--set-only needs --save-set DIR")
+    shard, shards = (int(v) for v in args.shard.split("/"))
     if args.images < 1:
         raise SystemExit("--images must be at least 1")
 
@@ -128,56 +204,40 @@ def main() -> None:
     out = args.out or REPO / "bench" / "results" / tag
     suite = MetricSuite(get_convention("sisr"), ("psnr", "ssim"))
     bicubic_k = align_kernel(bicubic_kernel(SCALE), SCALE)
-    photos = list_images(str(args.photos))[: args.images]
-    rows, figure = [], []
-    for index, path in enumerate(photos):
-        hr = read_image(path).color[None]
-        h, w = hr.shape[-2:]
-        s = min(args.hr_size, h, w) // SCALE * SCALE
-        hr = hr[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-        gen = torch.Generator().manual_seed(args.seed * 1000 + index)
-        true_k, params = random_blindsr_kernel(SCALE, gen)
-        lr = degrade(hr, true_k)
-
-        started = time.perf_counter()
-        est_k, _ = estimate_kernel(
-            lr, SCALE, device=args.device, iterations=args.kernel_iterations, seed=args.seed
-        )
-        kg_s = time.perf_counter() - started
-        sr_bic, t_bic, _ = zssr(lr, None, args)
-        sr_est, t_est, _ = zssr(lr, est_k, args)
-        interp = imresize(lr.double(), SCALE, levels=255).float()
-        row = {
-            "image": path.stem,
-            "kernel": f"λ {params['lambda1']:.2f}/{params['lambda2']:.2f} θ {params['theta']:.2f}",
-            "kernel_ncc": round(kernel_similarity(est_k, true_k), 4),
-            "bicubic_ncc": round(kernel_similarity(bicubic_k, true_k), 4),
-            "psnr_interp": round(suite(interp, hr, SCALE)["psnr"], 3),
-            "kernelgan_s": round(kg_s, 1),
-            "zssr_s": round(t_bic + t_est, 1),
-        }
-        for name, sr in (("bicubic", sr_bic), ("kernelgan", sr_est)):
-            scores = suite(sr, hr, SCALE)
-            row[f"psnr_zssr_{name}"] = round(scores["psnr"], 3)
-            row[f"ssim_zssr_{name}"] = round(scores["ssim"], 4)
-        if args.true_kernel:
-            sr_true, t_true, _ = zssr(lr, true_k, args)
-            row["psnr_zssr_true"] = round(suite(sr_true, hr, SCALE)["psnr"], 3)
-            row["zssr_s"] = round(row["zssr_s"] + t_true, 1)
-        rows.append(row)
-        figure.append((path.stem, true_k, est_k, row["kernel_ncc"]))
+    test_set = make_test_set(args.photos, args.images, args.hr_size, args.seed)
+    if args.save_set:
+        save_test_set(test_set, args.save_set)
+        if args.set_only:
+            return
+    cache = Path(str(out) + "_cache")  # one row + kernel per finished image: reruns skip them
+    cache.mkdir(parents=True, exist_ok=True)
+    for index, (name, hr, lr, true_k, params) in enumerate(test_set):
+        if index % shards != shard or (cache / f"{name}.json").is_file():
+            continue
+        row, est_k = run_image(name, hr, lr, true_k, params, suite, bicubic_k, args)
+        np.save(cache / f"{name}_kernel.npy", est_k)
+        write_text(cache / f"{name}.json", json.dumps(row))  # last: it marks the image done
         print(
-            f"{path.stem}: NCC {row['kernel_ncc']} (bicubic {row['bicubic_ncc']}), ZSSR "
+            f"{name}: NCC {row['kernel_ncc']} (bicubic {row['bicubic_ncc']}), ZSSR "
             f"{row['psnr_zssr_bicubic']} -> {row['psnr_zssr_kernelgan']} dB",
             file=sys.stderr,
         )
+    done = [name for name, *_ in test_set if (cache / f"{name}.json").is_file()]
+    if len(done) < len(test_set):
+        print(f"{len(done)} of {len(test_set)} images done (cache {cache}); rerun for the table")
+        return
+    rows, figure = [], []
+    for name, _hr, _lr, true_k, _params in test_set:
+        row = json.loads((cache / f"{name}.json").read_text())
+        rows.append(row)
+        figure.append((name, true_k, np.load(cache / f"{name}_kernel.npy"), row["kernel_ncc"]))
     numeric = [c for c in COLUMNS[2:] if all(c in r for r in rows)]
     rows.append(
         {"image": "mean", **{c: round(statistics.fmean(r[c] for r in rows), 4) for c in numeric}}
     )
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     note = (
-        f"{len(photos)} photos, centre {args.hr_size}px HR, x2 with DIV2KRK-style random kernels "
+        f"{len(test_set)} photos, centre {args.hr_size}px HR, x2 with DIV2KRK-style random kernels "
         f"(seed {args.seed}); KernelGAN {args.kernel_iterations} iterations; ZSSR at most "
         f"{args.iterations} iterations per step, bicubic-kernel recipe vs given-kernel recipe; "
         f"{get_convention('sisr').describe(SCALE)}; {args.device}, {threads} thread(s)."
