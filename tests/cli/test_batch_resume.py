@@ -63,6 +63,9 @@ def test_killed_batch_resumes_without_recomputing(batch, tmp_path, capsys, sig):
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it:
+        # give the child the default disposition so the test does not depend on how it was run.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while len(_complete_lines(out / MANIFEST)) < 4:

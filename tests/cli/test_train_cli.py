@@ -43,5 +43,10 @@ def test_every_shipped_config_loads():
         if path.parent.name == "matcher":  # zoomsr train-matcher recipes
             assert load_matcher_config(path, []).run.steps > 0, path
             continue
+        if path.parent.name == "degradations":  # data.train.degradation files
+            from zoomsr.data.degraded import load_degradation_yaml
+
+            assert load_degradation_yaml(path).name, path
+            continue
         cfg = load_config(path)
         assert cfg.model.name and cfg.run.steps > 0, path
