@@ -45,7 +45,7 @@ from torch import nn
 
 from zoomsr.errors import ZoomsrError
 from zoomsr.train.config import TrainConfig
-from zoomsr.train.tasks import Batch, Task
+from zoomsr.train.tasks import Batch, Task, validate_on_benchmark
 
 # The terms of the objective, in the order they are computed and logged.
 TERMS = (
@@ -329,26 +329,10 @@ class FlowTask(Task):
 
     # -- validation and state -------------------------------------------------------------
 
-    @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float] | None:
         """SR at tau = 0 on ``data.val.path`` (a benchmark folder; its LR is whatever that
         folder holds, bicubic by default, which is not SDFlow's target domain)."""
-        v = self.cfg.data.val
-        if not v.path:
-            return None
-        from zoomsr.infer.evaluate import evaluate_sisr
-        from zoomsr.metrics import MetricSuite, get_convention
-
-        report = evaluate_sisr(
-            lambda _s: model,
-            [v.path],
-            [self.cfg.model.scale],
-            MetricSuite(get_convention("sisr"), ("psnr", "ssim"), device=self.device),
-            self.cfg.model.name,
-            max_images=v.max_images,
-        )
-        row = report.summary[0]
-        return {"psnr": row["psnr"], "ssim": row["ssim"]}
+        return validate_on_benchmark(self.cfg, model, self.device)
 
     def state_dict(self) -> dict:
         state = {"rng": self.rng.get_state()}

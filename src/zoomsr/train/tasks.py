@@ -83,6 +83,29 @@ class Task:
 # --------------------------------------------------------------------------- single image
 
 
+@torch.no_grad()
+def validate_on_benchmark(
+    cfg: TrainConfig, model: nn.Module, device: torch.device
+) -> dict[str, float] | None:
+    """PSNR/SSIM (SISR convention) of ``model`` on the benchmark folder ``data.val.path``."""
+    v = cfg.data.val
+    if not v.path:
+        return None
+    from zoomsr.infer.evaluate import evaluate_sisr
+    from zoomsr.metrics import MetricSuite, get_convention
+
+    report = evaluate_sisr(
+        lambda _s: model,
+        [v.path],
+        [cfg.model.scale],
+        MetricSuite(get_convention("sisr"), ("psnr", "ssim"), device=device),
+        cfg.model.name,
+        max_images=v.max_images,
+    )
+    row = report.summary[0]
+    return {"psnr": row["psnr"], "ssim": row["ssim"]}
+
+
 class SISRTask(Task):
     """Supervised single-image SR: HR folders (LR by exact bicubic) or LR/HR pairs."""
 
@@ -184,24 +207,8 @@ class SISRTask(Task):
         self._last = None
         return {"D": float(d_loss.detach())}
 
-    @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float] | None:
-        v = self.cfg.data.val
-        if not v.path:
-            return None
-        from zoomsr.infer.evaluate import evaluate_sisr
-        from zoomsr.metrics import MetricSuite, get_convention
-
-        report = evaluate_sisr(
-            lambda _s: model,
-            [v.path],
-            [self.cfg.model.scale],
-            MetricSuite(get_convention("sisr"), ("psnr", "ssim"), device=self.device),
-            self.cfg.model.name,
-            max_images=v.max_images,
-        )
-        row = report.summary[0]
-        return {"psnr": row["psnr"], "ssim": row["ssim"]}
+        return validate_on_benchmark(self.cfg, model, self.device)
 
     def state_dict(self) -> dict:
         if self.discriminator is None:
