@@ -18,20 +18,25 @@ def atomic_write(path: str | os.PathLike, save: Callable[[Path], object]) -> Pat
     """Call ``save(tmp)`` to write a temporary file next to ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.stem}.tmp{secrets.token_hex(4)}{path.suffix}")
-        try:  # exclusive create; 0o666 lets the umask give the usual permissions
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise OSError(f"no free temporary name next to '{path}'")
+    tmp: Path | None = None
+    # The temporary is created inside the try: an interrupt (SIGINT, or SIGTERM made one) that
+    # lands just after the create, as a signal that arrives during the system call does, must
+    # still remove it.
     try:
+        for _ in range(100):
+            tmp = path.with_name(f".{path.stem}.tmp{secrets.token_hex(4)}{path.suffix}")
+            try:  # exclusive create; 0o666 lets the umask give the usual permissions
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                tmp = None  # another writer's file: never ours to remove
+        else:
+            raise OSError(f"no free temporary name next to '{path}'")
         save(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     return path
 
