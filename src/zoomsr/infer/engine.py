@@ -42,37 +42,69 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def activation_bytes_per_pixel(model: nn.Module, channels: int = 3, probe: int = 32) -> float:
-    """Peak activation bytes per LR pixel, estimated from one small forward pass.
+def activation_bytes_per_pixel(
+    model: nn.Module, channels: int = 3, probe: int = 32, run: Callable | None = None
+) -> float:
+    """Peak activation bytes per input pixel, estimated from one small forward pass.
 
-    The largest tensor any module produces, times 3 (its input, its output and a skip
-    connection alive at once), per input pixel.
+    The largest tensor any module produces (the first, for modules returning tuples), times 3
+    (its input, its output and a skip connection alive at once), per input pixel. ``run(x)``
+    replaces ``model(x)`` for models whose pass is not their forward (flows).
     """
     largest = 0
 
     def hook(_m, _i, out):
         nonlocal largest
+        out = out[0] if isinstance(out, tuple) and out else out
         if isinstance(out, torch.Tensor):
             largest = max(largest, out.numel() * out.element_size())
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
         x = torch.rand(1, channels, probe, probe, device=model_device(model))
-        model(x)
+        (run or model)(x)
     finally:
         for h in handles:
             h.remove()
     return 3 * largest / (probe * probe)
 
 
-def auto_tile(model: nn.Module, budget: int, ensemble: bool) -> int:
-    per_pixel = activation_bytes_per_pixel(model) * (2 if ensemble else 1)
+def tile_for_budget(per_pixel: float, budget: int) -> int:
+    """The tile side whose activations fit ``budget`` bytes (a multiple of 8 in [64, 2048])."""
     side = int(math.sqrt(budget / max(per_pixel, 1.0)))
     return max(64, min(2048, side // 8 * 8))
 
 
+def auto_tile(model: nn.Module, budget: int, ensemble: bool) -> int:
+    return tile_for_budget(activation_bytes_per_pixel(model) * (2 if ensemble else 1), budget)
+
+
 def _forward(model: nn.Module, x: torch.Tensor, opts: InferOptions) -> torch.Tensor:
     return self_ensemble(model, x) if opts.ensemble else model(x)
+
+
+def blend_tiles(
+    shape: tuple[int, int, int, int],
+    tile: int,
+    overlap: int,
+    scale: int,
+    run: Callable[[int, int, int, int], torch.Tensor],
+    progress: Callable,
+) -> torch.Tensor:
+    """Tiled inference over an ``(n, c, h, w)`` grid: ``run(top, left, height, width)`` gives
+    a tile's output (``scale`` pixels a cell); the outputs blend into a host buffer with smooth
+    windows over the ``overlap``."""
+    n, c, h, w = shape
+    out = torch.zeros(n, c, h * scale, w * scale)
+    weight = torch.zeros(1, 1, h * scale, w * scale)
+    for t in progress(plan_tiles(h, w, tile, overlap), "tiles"):
+        y = run(t.top, t.left, t.height, t.width).float().cpu()
+        win = blend_window(t, h, w, overlap, scale)
+        rows = slice(t.top * scale, (t.top + t.height) * scale)
+        cols = slice(t.left * scale, (t.left + t.width) * scale)
+        out[..., rows, cols] += y * win
+        weight[..., rows, cols] += win
+    return out / weight
 
 
 def _run_tiled(
@@ -83,22 +115,13 @@ def _run_tiled(
     progress: Callable,
 ) -> torch.Tensor:
     """Tiles stream from host memory to the device; outputs blend into a host buffer."""
-    scale = model.scale
-    n, c, h, w = lr.shape
     device = model_device(model)
     dtype = torch.float16 if opts.half and device.type == "cuda" else torch.float32
-    tiles = plan_tiles(h, w, tile, opts.overlap)
-    out = torch.zeros(n, c, h * scale, w * scale)
-    weight = torch.zeros(1, 1, h * scale, w * scale)
-    for t in progress(tiles, "tiles"):
-        x = lr[..., t.top : t.top + t.height, t.left : t.left + t.width].to(device, dtype)
-        y = _forward(model, x, opts).float().cpu()
-        win = blend_window(t, h, w, opts.overlap, scale)
-        rows = slice(t.top * scale, (t.top + t.height) * scale)
-        cols = slice(t.left * scale, (t.left + t.width) * scale)
-        out[..., rows, cols] += y * win
-        weight[..., rows, cols] += win
-    return out / weight
+
+    def run(top, left, th, tw):
+        return _forward(model, lr[..., top : top + th, left : left + tw].to(device, dtype), opts)
+
+    return blend_tiles(lr.shape, tile, opts.overlap, model.scale, run, progress)
 
 
 @torch.no_grad()

@@ -21,11 +21,15 @@ import torch
 from torch import nn
 
 from zoomsr.errors import ZoomsrError
-from zoomsr.infer.engine import model_device
+from zoomsr.infer.engine import (
+    activation_bytes_per_pixel,
+    blend_tiles,
+    model_device,
+    tile_for_budget,
+)
 from zoomsr.io import read_image, write_image
 from zoomsr.ops.color import to_gray, to_rgb
 from zoomsr.ops.resize import imresize
-from zoomsr.ops.tiles import blend_window, plan_tiles
 
 DEFAULT_TAU = 0.8  # the official scripts' temperature
 
@@ -57,15 +61,19 @@ def is_flow_model(model: nn.Module) -> bool:
     return getattr(model, "task", None) == "flow"
 
 
+def _no_weights(name: str) -> ZoomsrError:
+    return ZoomsrError(
+        f"no trained weights for '{name}': zoomsr ships none. Train a model "
+        "('zoomsr train configs/flow/sdflow_x4.yaml') or convert the official checkpoints "
+        "('zoomsr convert sdflow lrencoder.pth hrnet.pth contentnet.pth degnet.pth "
+        "-o sdflow.safetensors'), then pass --model FILE.safetensors"
+    )
+
+
 def require_trained(model: nn.Module, name: str) -> None:
     """A flow model built from the registry has random weights: refuse it with what to do."""
     if getattr(model, "weights_path", None) is None:
-        raise ZoomsrError(
-            f"no trained weights for '{name}': zoomsr ships none. Train a model "
-            "('zoomsr train configs/flow/sdflow_x4.yaml') or convert the official checkpoints "
-            "('zoomsr convert sdflow lrencoder.pth hrnet.pth contentnet.pth degnet.pth "
-            "-o sdflow.safetensors'), then pass --model FILE.safetensors"
-        )
+        raise _no_weights(name)
 
 
 def check_flow_name(name: str) -> None:
@@ -83,12 +91,7 @@ def check_flow_name(name: str) -> None:
     if name in registered and get_spec(name).task != "flow":
         return
     if name in registered or name.lower().startswith("sdflow"):
-        raise ZoomsrError(
-            f"no trained weights for '{name}': zoomsr ships none. Train a model "
-            "('zoomsr train configs/flow/sdflow_x4.yaml') or convert the official checkpoints "
-            "('zoomsr convert sdflow lrencoder.pth hrnet.pth contentnet.pth degnet.pth "
-            "-o sdflow.safetensors'), then pass --model FILE.safetensors"
-        )
+        raise _no_weights(name)
 
 
 def sample_generator(seed: int, k: int) -> torch.Generator:
@@ -101,49 +104,14 @@ def sample_path(dst: Path, k: int, samples: int) -> Path:
     return dst if samples == 1 else dst.with_name(f"{dst.stem}_s{k}{dst.suffix}")
 
 
-@torch.no_grad()
-def _bytes_per_pixel(model: nn.Module, run: Callable, probe: int) -> float:
-    """Peak activation bytes per input pixel from one small pass (largest tensor x 3)."""
-    largest = 0
-
-    def hook(_m, _i, out):
-        nonlocal largest
-        out = out[0] if isinstance(out, tuple) and out else out
-        if isinstance(out, torch.Tensor):
-            largest = max(largest, out.numel() * out.element_size())
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        run(torch.rand(1, 3, probe, probe, device=model_device(model)))
-    finally:
-        for h in handles:
-            h.remove()
-    return 3 * largest / (probe * probe)
-
-
-def _auto_tile(per_pixel: float, budget: int, low: int) -> int:
-    side = int(math.sqrt(budget / max(per_pixel, 1.0)))
-    return max(low, min(2048, side // 8 * 8))
-
-
 def _tiled(x, tile, overlap, unit, out_scale, run, progress) -> torch.Tensor:
-    """Blend ``run(top, left, height, width)`` outputs over a tile plan on a grid of ``unit``-pixel
-    cells of ``x``; outputs have ``out_scale`` pixels per cell."""
+    """:func:`~zoomsr.infer.engine.blend_tiles` on a grid of ``unit``-pixel cells of ``x``
+    (one latent position each); outputs have ``out_scale`` pixels per cell."""
     n, _, h, w = x.shape
-    hu, wu = h // unit, w // unit
     tu, ou = max(2, tile // unit), max(1, overlap // unit)
     if tu <= 2 * ou:
         ou = (tu - 1) // 2
-    out = torch.zeros(n, 3, hu * out_scale, wu * out_scale)
-    weight = torch.zeros(1, 1, hu * out_scale, wu * out_scale)
-    for t in progress(plan_tiles(hu, wu, tu, ou), "tiles"):
-        y = run(t.top, t.left, t.height, t.width).float().cpu()
-        win = blend_window(t, hu, wu, ou, out_scale)
-        rows = slice(t.top * out_scale, (t.top + t.height) * out_scale)
-        cols = slice(t.left * out_scale, (t.left + t.width) * out_scale)
-        out[..., rows, cols] += y * win
-        weight[..., rows, cols] += win
-    return out / weight
+    return blend_tiles((n, 3, h // unit, w // unit), tu, ou, out_scale, run, progress)
 
 
 def flow_upscale(
@@ -167,8 +135,8 @@ def flow_upscale(
 
     tile = opts.tile
     if tile is None:
-        per_pixel = _bytes_per_pixel(model, lambda x: model.upscale(x, 0.0), 32)
-        tile = _auto_tile(per_pixel, opts.max_memory, 64)
+        per_pixel = activation_bytes_per_pixel(model, run=lambda x: model.upscale(x, 0.0))
+        tile = tile_for_budget(per_pixel, opts.max_memory)
     if not tile or max(h, w) <= tile:
         return run(0, 0, h, w).float().cpu().clamp(0, 1)
     return _tiled(lr, tile, opts.overlap, 1, model.scale, run, progress).clamp(0, 1)
@@ -211,8 +179,9 @@ def flow_downscale(
 
     tile = opts.tile
     if tile is None:
-        per_pixel = _bytes_per_pixel(model, lambda t: model.downscale(t, 0.0, component=0), 64)
-        tile = _auto_tile(per_pixel, opts.max_memory, 64)
+        probe = lambda t: model.downscale(t, 0.0, component=0)  # noqa: E731
+        per_pixel = activation_bytes_per_pixel(model, probe=64, run=probe)
+        tile = tile_for_budget(per_pixel, opts.max_memory)
     if not tile or max(ph, pw) <= tile:
         y = run(0, 0, ph // u, pw // u).float().cpu()
     else:
