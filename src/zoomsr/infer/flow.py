@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from zoomsr.data.sisr import item_generator
 from zoomsr.errors import ZoomsrError
 from zoomsr.infer.engine import (
     activation_bytes_per_pixel,
@@ -92,11 +93,6 @@ def check_flow_name(name: str) -> None:
         return
     if name in registered or name.lower().startswith("sdflow"):
         raise _no_weights(name)
-
-
-def sample_generator(seed: int, k: int) -> torch.Generator:
-    """The stream of sample ``k``: the same seed gives the same k-th sample whatever --samples."""
-    return torch.Generator().manual_seed(hash((int(seed), int(k))) & (2**63 - 1))
 
 
 def sample_path(dst: Path, k: int, samples: int) -> Path:
@@ -209,7 +205,8 @@ def flow_file(
     fn = flow_upscale if direction == "upscale" else flow_downscale
     written = []
     for k in range(opts.samples):
-        y = fn(model, x, opts.tau, sample_generator(opts.seed, k), opts, progress)
+        g = item_generator(opts.seed, k)  # the k-th sample is the same whatever --samples
+        y = fn(model, x, opts.tau, g, opts, progress)
         y = (to_gray(y) if gray else y)[0]
         alpha = None
         if image.alpha is not None:
