@@ -7,7 +7,7 @@ from pathlib import Path
 
 from zoomsr.cli.batching import add_batch_flags, batch_result
 from zoomsr.cli.common import add_common_flags, progress, resolve_device
-from zoomsr.cli.downscale import add_flow_flags, run_flow, wants_flow
+from zoomsr.cli.flow import add_flow_flags, run_flow, wants_flow
 from zoomsr.cli.zeroshot import add_zeroshot_flags, run_zeroshot, wants_zeroshot
 from zoomsr.errors import ZoomsrError
 
@@ -118,7 +118,7 @@ def run(args) -> int:
 
     check_flow_name(name)  # SDFlow has no shipped weights: say what to do before building it
     model = load_model(name, args.scale, device)
-    if wants_flow(args, model):  # sampled SR, --samples N outputs each (cli/downscale.py)
+    if wants_flow(args, model):  # sampled SR, --samples N outputs each (cli/flow.py)
         return run_flow(args, model, name, sources, out, suffix, "upscale")
     if wants_zeroshot(args, model):  # trains on each input itself: its own loop (cli/zeroshot.py)
         return run_zeroshot(args, model, sources, out, suffix)
