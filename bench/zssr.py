@@ -58,6 +58,12 @@ def main() -> None:
     p.add_argument("--images", type=int, default=0, help="only the first N images (0: all)")
     p.add_argument("--crop", type=int, default=0, help="centre N x N of each LR only (quick runs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--crop-sampling",
+        choices=("gradient", "uniform"),
+        default="gradient",
+        help="where fathers' crops are centred: gradient-weighted (default) or uniform (official)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
@@ -68,6 +74,8 @@ def main() -> None:
         tag += f"_crop{args.crop}"
     if args.iterations != 3000:
         tag += f"_it{args.iterations}"
+    if args.crop_sampling != "gradient":
+        tag += f"_{args.crop_sampling}"
     out = args.out or REPO / "bench" / "results" / tag
     convention = get_convention("sisr")
     suite = MetricSuite(convention, ("psnr", "ssim"))
@@ -85,7 +93,12 @@ def main() -> None:
             s = args.scale
             hr = hr[..., s * t : s * (t + lr.shape[-2]), s * l0 : s * (l0 + lr.shape[-1])]
         model = load_model(
-            "zssr", args.scale, args.device, iterations=args.iterations, seed=args.seed
+            "zssr",
+            args.scale,
+            args.device,
+            iterations=args.iterations,
+            seed=args.seed,
+            crop_sampling=args.crop_sampling,
         )
         started = time.perf_counter()
         sr = model(lr)
@@ -129,7 +142,7 @@ def main() -> None:
     published = PUBLISHED.get((data, args.scale))
     note = (
         f"ZSSR (zoomsr recipe defaults, bicubic kernel, seed {args.seed}, at most "
-        f"{args.iterations} iterations per scale step) on {data} x{args.scale}"
+        f"{args.iterations} iterations per scale step, {args.crop_sampling} crop centres) on {data} x{args.scale}"
         + (f", centre {args.crop}x{args.crop} LR crops" if args.crop else "")
         + f"; {convention.describe(args.scale)}; {args.device}, {threads} thread(s). "
         + (

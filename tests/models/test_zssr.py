@@ -23,6 +23,7 @@ from zoomsr.models.zeroshot.zssr import (
     ZSSRConfig,
     back_project,
     default_scale_steps,
+    gradient_loss_map,
     resize,
 )
 from zoomsr.ops.resize import imresize
@@ -124,6 +125,32 @@ def test_affine_fathers_are_seeded_and_in_range():
     assert a.min() >= 0 and a.max() <= 1
 
 
+def test_gradient_loss_map_has_mean_one_a_zero_border_and_weights_edges():
+    image = torch.zeros(1, 3, 20, 24)
+    image[..., :, 12:] = 1.0  # one vertical edge between columns 11 and 12
+    weights = gradient_loss_map(image)
+    assert weights.shape == (1, 1, 20, 24)
+    assert math.isclose(float(weights.mean()), 1.0, rel_tol=1e-6)
+    assert float(weights[..., :3, :].abs().max()) == 0 and float(weights[..., :, -3:].max()) == 0
+    assert float(weights[0, 0, 10, 11]) > 0 and float(weights[0, 0, 10, 4]) == 0
+
+
+def test_plain_crops_carry_their_own_loss_weights():
+    """Without augmentation every father is an exact crop, and its weight channel is the
+    same crop of the source's loss map (KernelGAN's ZSSR)."""
+    image = torch.rand(1, 3, 30, 37)
+    sampler = FatherSampler(ZSSRConfig(), 12, torch.Generator().manual_seed(0))
+    sampler.augment, sampler.loss_map, sampler.crop_sampling = False, True, "uniform"
+    sampler.add_source(image, 1.0)
+    fathers = sampler.sample(10, 1.0)
+    assert fathers.shape == (10, 4, 12, 12)
+    both = torch.cat([image, gradient_loss_map(image)], 1)
+    windows = both[0].unfold(1, 12, 1).unfold(2, 12, 1)  # (4, nh, nw, 12, 12)
+    for father in fathers:
+        diff = (windows - father[:, None, None]).abs().amax(dim=(0, 3, 4))
+        assert float(diff.min()) < 1e-4
+
+
 # ------------------------------------------------------------------------------ ZSSR
 
 
@@ -185,6 +212,18 @@ def test_gradual_steps_and_kernels():
     assert sr.shape == (1, 3, 64, 64) and model.last_report.scale_steps == [2.0, 4.0]
     with pytest.raises(ZoomsrError, match="integer scale"):
         ZSSR(3, iterations=1).upscale(lr, steps=(1.5, 3.0), kernels=[k2, None])
+
+
+def test_a_given_kernel_follows_kernelgans_zssr_recipe():
+    lr = synthetic(24, seed=4)
+    k2 = align_kernel(anisotropic_gaussian(11, (0.8, 2.0), 0.5), 2)
+    runs = []
+    for overrides in ({}, {"augment": True, "loss_map": False}):
+        model = ZSSR(2, iterations=3, seed=0, **overrides)
+        runs.append(model.upscale(lr, steps=(2.0,), kernels=[k2]))
+        run_options = (model.options.augment, model.options.loss_map)
+        assert run_options == (overrides.get("augment"), overrides.get("loss_map"))
+    assert runs[0].shape == (1, 3, 48, 48) and not torch.equal(runs[0], runs[1])
 
 
 def test_zssr_is_registered_as_a_zeroshot_model():

@@ -16,8 +16,11 @@ The recipe of the paper and its official code (configs.py defaults):
   is not clearly negative (``-1.5 * slope < std(slope)``) the rate drops tenfold; training stops
   below 9e-6 or after 3000 iterations;
 - output: x8 geometric self-ensemble (median), each member and the median back-projected
-  10 times; with a given (possibly asymmetric) kernel no rotations/mirrors, no ensemble and
-  2 back-projections (the official ``X2_GIVEN_KERNEL_CONF``);
+  10 times;
+- with a given (possibly asymmetric) kernel, the recipe of KernelGAN's ZSSR
+  (``ZSSRforKernelGAN/zssr_configs.py``): fathers are plain crops (no warps, rotations or
+  mirrors) at uniform positions, the L1 loss is weighted per pixel by the local gradient
+  magnitude (5x5 sum, mean 1), no ensemble and 2 back-projections;
 - large factors go in steps (e.g. x4 = x2 then x4), each output joining the fathers' sources.
 
 Speed (2 CPU cores): fathers are made a chunk at a time by one batched ``grid_sample`` and
@@ -73,7 +76,10 @@ class ZSSRConfig:
     min_scale: float = 0.5
     scale_diff_sigma: float = 0.25
     shear_sigma: float = 0.1
-    crop_sampling: str = "gradient"  # or "uniform" (the official code)
+    # None: "gradient" with the bicubic kernel (zoomsr), "uniform" with a given one (official)
+    crop_sampling: str | None = None
+    augment: bool | None = None  # warps/rotations of fathers; None: with the bicubic kernel only
+    loss_map: bool | None = None  # gradient-weighted L1; None: with a given kernel only
     allow_rotation: bool | None = None  # None: with the bicubic kernel only
     ensemble: bool | None = None  # None: with the bicubic kernel only
     back_projection: int | None = None  # None: 10 (bicubic kernel) or 2 (given kernel)
@@ -93,7 +99,7 @@ def make_config(**overrides) -> ZSSRConfig:
             f"unknown ZSSR option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
         )
     cfg = ZSSRConfig(**overrides)
-    if cfg.crop_sampling not in ("gradient", "uniform"):
+    if cfg.crop_sampling not in (None, "gradient", "uniform"):
         raise ZoomsrError(
             f"ZSSR crop_sampling must be 'gradient' or 'uniform', not '{cfg.crop_sampling}'"
         )
@@ -195,7 +201,7 @@ class Downscaler:
 
 @dataclass
 class _Source:
-    image: torch.Tensor  # (1, C, H, W) on the device
+    image: torch.Tensor  # (1, C, H, W) on the device; plus the loss map as a last channel
     base_scale: float  # its scale relative to the input
     cdf: torch.Tensor | None  # crop-centre distribution (H*W,), or None for uniform
 
@@ -208,6 +214,20 @@ def _box_sum(x: torch.Tensor, win: int) -> torch.Tensor:
     y0, y1 = (torch.arange(h) - r).clamp(0, h), (torch.arange(h) + r + 1).clamp(0, h)
     x0, x1 = (torch.arange(w) - r).clamp(0, w), (torch.arange(w) + r + 1).clamp(0, w)
     return ii[y1][:, x1] - ii[y0][:, x1] - ii[y1][:, x0] + ii[y0][:, x0]
+
+
+def gradient_loss_map(image: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """KernelGAN's ZSSR loss weights ``(1, 1, H, W)``: gradient magnitude of the luma summed over
+    ``window x window``, zero within ``ceil(window / 2)`` pixels of the border, mean 1."""
+    x = image[0].double().cpu()
+    gray = (x * x.new_tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0) if len(x) == 3 else x[0]
+    gy, gx = torch.gradient(gray)
+    weights = _box_sum(torch.sqrt(gx * gx + gy * gy), window)
+    margin = (window + window % 2) // 2
+    inner = torch.zeros_like(weights)
+    inner[margin:-margin, margin:-margin] = weights[margin:-margin, margin:-margin]
+    inner = inner / (inner.sum() / inner.numel()).clamp_min(1e-12)
+    return inner[None, None].to(image.device, torch.float32)
 
 
 def _gradient_cdf(image: torch.Tensor, crop: int) -> torch.Tensor:
@@ -229,9 +249,14 @@ class FatherSampler:
         self.gen = generator
         self.sources: list[_Source] = []
         self.rotate = True
+        self.augment = True
+        self.crop_sampling = cfg.crop_sampling or "gradient"
+        self.loss_map = False  # fathers then carry their loss weights as a last channel
 
     def add_source(self, image: torch.Tensor, base_scale: float) -> None:
-        cdf = _gradient_cdf(image, self.crop) if self.cfg.crop_sampling == "gradient" else None
+        cdf = _gradient_cdf(image, self.crop) if self.crop_sampling == "gradient" else None
+        if self.loss_map:
+            image = torch.cat([image, gradient_loss_map(image)], 1)
         self.sources.append(_Source(image, base_scale, cdf))
 
     def _rand(self, n: int) -> np.ndarray:
@@ -241,11 +266,13 @@ class FatherSampler:
         return torch.randn(n, generator=self.gen, dtype=torch.float64).numpy()
 
     def sample(self, n: int, max_scale: float) -> torch.Tensor:
-        """``n`` fathers ``(n, C, crop, crop)`` in [0, 1]."""
+        """``n`` fathers ``(n, C, crop, crop)`` in [0, 1] (``C + 1`` with the loss map last)."""
         cfg = self.cfg
         r = self._rand(n)
-        leave = r < cfg.leave_as_is_probability
-        affine = r >= cfg.leave_as_is_probability + cfg.no_interpolate_probability
+        p_leave, p_exact = (cfg.leave_as_is_probability, cfg.no_interpolate_probability)
+        p_leave, p_exact = (p_leave, p_exact) if self.augment else (1.0, 0.0)
+        leave = r < p_leave
+        affine = r >= p_leave + p_exact
         scale = np.where(leave, 1.0, cfg.min_scale + self._rand(n) * (max_scale - cfg.min_scale))
         bases = np.array([s.base_scale for s in self.sources])
         # The smallest source at least as large as the wanted scale (official random_augment).
@@ -295,6 +322,10 @@ class FatherSampler:
             exact = ~affine[sel]
             centre[exact] = np.floor(centre[exact] - frac + 0.5) + frac
             out[torch.from_numpy(sel)] = self._warp(source.image, a_inv[sel], centre, h, w)
+        if self.loss_map:
+            out[:, :-1].clamp_(0, 1)
+            out[:, -1:].clamp_(min=0)
+            return out
         return out.clamp_(0, 1)
 
     def _centres(self, source: _Source, n: int, h: int, w: int) -> np.ndarray:
@@ -430,6 +461,9 @@ class _Run:
         self.kernels = kernels
         given = any(k is not None for k in kernels)
         self.rotate = cfg.allow_rotation if cfg.allow_rotation is not None else not given
+        self.augment = cfg.augment if cfg.augment is not None else not given
+        self.loss_map = cfg.loss_map if cfg.loss_map is not None else given
+        self.crop_sampling = cfg.crop_sampling or ("uniform" if given else "gradient")
         self.ensemble = cfg.ensemble if cfg.ensemble is not None else not given
         self.bp_iters = (
             cfg.back_projection if cfg.back_projection is not None else (2 if given else 10)
@@ -453,6 +487,9 @@ class _Run:
         crop = self._crop_size()
         self.sampler = FatherSampler(cfg, crop, self.gen)
         self.sampler.rotate = self.rotate
+        self.sampler.augment = self.augment
+        self.sampler.loss_map = self.loss_map
+        self.sampler.crop_sampling = self.crop_sampling
         self.sampler.add_source(self.input, 1.0)
         out = self.input
         for i, (sf, kernel) in enumerate(zip(self.steps, self.kernels, strict=True)):
@@ -481,16 +518,21 @@ class _Run:
             sons = (sons + noise * self.cfg.noise_std).clamp(0, 1)
         return resize(sons, self.sf, tuple(fathers.shape[-2:]))
 
-    def _next_chunk(self, max_scale: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """A chunk of (net input, father) batches, made at once; popped from the end."""
+    def _next_chunk(self, max_scale: float) -> list[tuple[torch.Tensor, ...]]:
+        """A chunk of (net input, father, loss weights or None) batches, made at once; popped
+        from the end."""
         b = self.cfg.batch_size
         fathers = self.sampler.sample(self.cfg.chunk * b, max_scale)
+        weights = None
+        if self.loss_map:
+            fathers, weights = fathers[:, :-1], fathers[:, -1:]
         inputs = self._sons(fathers)
         fmt = self.train_format
         batches = [
             (
                 inputs[j : j + b].contiguous(memory_format=fmt),
                 fathers[j : j + b].contiguous(memory_format=fmt),
+                None if weights is None else weights[j : j + b],
             )
             for j in range(0, len(fathers), b)
         ]
@@ -502,14 +544,17 @@ class _Run:
         lr_now, last_change = cfg.learning_rate, 0
         rec_steps: list[int] = []
         rec_mse: list[float] = []
-        queue: list[tuple[torch.Tensor, torch.Tensor]] = []
+        queue: list[tuple[torch.Tensor, ...]] = []
         losses: list[torch.Tensor] = []  # kept on the device: no sync per iteration
         it = 0
         for it in self.progress(range(cfg.iterations), f"zssr x{self.sf:g}"):
             if not queue:
                 queue = self._next_chunk(max_scale)
-            x, target = queue.pop()
-            loss = F.l1_loss(self.net(x), target)
+            x, target, weights = queue.pop()
+            if weights is None:
+                loss = F.l1_loss(self.net(x), target)
+            else:
+                loss = ((self.net(x) - target).abs() * weights).mean()
             losses.append(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
