@@ -44,11 +44,11 @@ from zoomsr.models.zeroshot.kernelgan import estimate_kernel
 from zoomsr.models.zeroshot.kernels import (
     align_kernel,
     bicubic_kernel,
-    downscale_with_kernel,
     kernel_similarity,
     random_blindsr_kernel,
 )
 from zoomsr.ops.color import quantize
+from zoomsr.ops.degrade.kernels import blur_downsample
 from zoomsr.ops.resize import imresize
 from zoomsr.tables import text_table, write_report
 
@@ -72,7 +72,7 @@ COLUMNS = [
 
 
 def degrade(hr: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
-    lr = downscale_with_kernel(hr, torch.from_numpy(kernel), SCALE)
+    lr = blur_downsample(hr, torch.from_numpy(kernel), SCALE)
     return quantize(lr.clamp(0, 1))
 
 

@@ -1,4 +1,6 @@
-"""SR kernels for the zero-shot models: sampling, centring, alignment and kernel downscaling.
+"""SR kernels for the zero-shot models: sampling, centring and alignment.
+
+Downscaling with a kernel is :func:`zoomsr.ops.degrade.kernels.blur_downsample`.
 
 Convention (as ZSSR and KernelGAN use it): an SR kernel ``k`` at integer factor ``s`` makes
 ``LR = (HR ⋆ k)[::s, ::s]`` (correlation, padding ``size // 2``), with LR pixel ``i`` at HR
@@ -19,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zoomsr.ops.degrade.kernels import gaussian_covariance, gaussian_kernel_from_covariance
+
 
 def cubic(x: np.ndarray) -> np.ndarray:
     """MATLAB's cubic convolution kernel (a = -0.5)."""
@@ -32,33 +36,16 @@ def cubic(x: np.ndarray) -> np.ndarray:
 def bicubic_kernel(scale: int) -> np.ndarray:
     """The 2-D kernel of MATLAB's antialiased bicubic downscaling by ``scale``.
 
-    Centred on the array (``4s x 4s`` at even factors, whose centre falls between pixels), so
-    ``downscale_with_kernel(..., padding=(4s - 1) // 2)`` matches ``imresize`` at x2 (KernelGAN's
-    bicubic prior); :func:`align_kernel` turns it into an aligned kernel without interpolation.
+    Centred on the array (``4s x 4s`` at even factors, whose centre falls between pixels);
+    :func:`align_kernel` turns it into an aligned kernel without interpolation, with which
+    :func:`zoomsr.ops.degrade.kernels.blur_downsample` matches ``imresize`` (KernelGAN's
+    bicubic prior).
     """
     n = 4 * scale + scale % 2  # odd factors sample on a pixel: an odd number of taps
     offsets = np.arange(n) - (n - 1) / 2.0
     w = cubic(offsets / scale) / scale
     w = w / w.sum()
     return np.outer(w, w).astype(np.float32)
-
-
-def anisotropic_gaussian(
-    size: int,
-    variances: tuple[float, float],
-    theta: float,
-    centre: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """A ``size x size`` Gaussian with covariance ``R(theta) diag(variances) R(theta)^T``, sum 1."""
-    l1, l2 = variances
-    c, s = math.cos(theta), math.sin(theta)
-    rot = np.array([[c, -s], [s, c]])
-    inv = np.linalg.inv(rot @ np.diag([l1, l2]) @ rot.T)
-    cy, cx = centre if centre is not None else ((size - 1) / 2.0, (size - 1) / 2.0)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    d = np.stack([xx - cx, yy - cy], axis=-1)
-    k = np.exp(-0.5 * np.einsum("...i,ij,...j->...", d, inv, d))
-    return (k / k.sum()).astype(np.float32)
 
 
 def random_blindsr_kernel(
@@ -77,8 +64,9 @@ def random_blindsr_kernel(
     lo, hi = 0.175 * scale, 2.5 * scale
     l1, l2 = lo + u[0] * (hi - lo), lo + u[1] * (hi - lo)
     theta = float(u[2] * math.pi)
-    mean = size // 2 + (scale - 1) / 2.0  # drawn aligned, so that alignment moves it little
-    k = anisotropic_gaussian(size, (l1, l2), theta, (mean, mean)).astype(np.float64)
+    cov = gaussian_covariance(math.sqrt(l1), math.sqrt(l2), theta)
+    # Drawn aligned (mean (s-1)/2 off the middle), so that alignment moves it little.
+    k = gaussian_kernel_from_covariance(size, cov, (scale - 1) / 2.0).numpy().astype(np.float64)
     k = k * (1.0 + noise * (2.0 * u[3:].reshape(size, size) - 1.0))
     k = align_kernel(k / k.sum(), scale)
     return k, {"lambda1": float(l1), "lambda2": float(l2), "theta": theta, "noise": noise}
@@ -139,31 +127,12 @@ def centre_kernel(k: np.ndarray) -> np.ndarray:
 
 
 def align_kernel(k: np.ndarray, scale: int) -> np.ndarray:
-    """Kernel ready for :func:`downscale_with_kernel`: centre of mass at ``c + (s-1)/2``.
+    """Kernel ready for ``blur_downsample``: centre of mass at ``c + (s-1)/2``.
 
     With padding ``c = size // 2`` the strided correlation then puts LR pixel ``i`` at HR
     position ``s*i + (s-1)/2`` (MATLAB's grid); it is the ZSSR/KernelGAN ``kernel_shift``.
     """
     return _place_centre_of_mass(k, (scale - 1) / 2.0)
-
-
-def downscale_with_kernel(
-    x: torch.Tensor, kernel: torch.Tensor, scale: int, padding: int | None = None
-) -> torch.Tensor:
-    """``(x ⋆ kernel)[::s, ::s]`` of ``(N, C, H, W)``, each channel alone; ``ceil(H/s)`` rows.
-
-    ``kernel`` is ``(k, k)`` and aligned (:func:`align_kernel`); borders are mirrored.
-    """
-    n, c, h, w = x.shape
-    size = kernel.shape[-1]
-    pad = size // 2 if padding is None else padding
-    out_h, out_w = math.ceil(h / scale), math.ceil(w / scale)
-    extra_h = max(0, (out_h - 1) * scale + size - pad - h)
-    extra_w = max(0, (out_w - 1) * scale + size - pad - w)
-    mode = "reflect" if max(pad, extra_h, extra_w) < min(h, w) else "replicate"
-    xp = F.pad(x.reshape(n * c, 1, h, w), (pad, extra_w, pad, extra_h), mode=mode)
-    y = F.conv2d(xp, kernel.to(x)[None, None], stride=scale)[..., :out_h, :out_w]
-    return y.reshape(n, c, out_h, out_w)
 
 
 def analytic_x4_kernel(k2: np.ndarray) -> np.ndarray:

@@ -43,7 +43,8 @@ from torch import nn
 
 from zoomsr.errors import ZoomsrError
 from zoomsr.models.registry import ModelSpec, register
-from zoomsr.models.zeroshot.kernels import align_kernel, downscale_with_kernel
+from zoomsr.models.zeroshot.kernels import align_kernel
+from zoomsr.ops.degrade.kernels import blur_downsample
 from zoomsr.ops.resize import contributions
 
 Progress = Callable[[Iterable, str], Iterable]
@@ -193,7 +194,7 @@ class Downscaler:
             size = (math.ceil(hr.shape[-2] / self.scale), math.ceil(hr.shape[-1] / self.scale))
         if self.kernel is None:
             return resize(hr, 1.0 / self.scale, size)
-        return downscale_with_kernel(hr, self.kernel, round(self.scale))[..., : size[0], : size[1]]
+        return blur_downsample(hr, self.kernel, round(self.scale))[..., : size[0], : size[1]]
 
 
 # --------------------------------------------------------------------------- father sampling
