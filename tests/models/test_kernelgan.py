@@ -21,18 +21,7 @@ from zoomsr.models.zeroshot.kernels import (
     kernel_similarity,
 )
 from zoomsr.ops.color import quantize
-from zoomsr.ops.degrade.kernels import (
-    blur_downsample,
-    gaussian_covariance,
-    gaussian_kernel_from_covariance,
-)
-
-
-def gaussian(size: int, variances: tuple[float, float], theta: float, offset: float = 0.0):
-    """A Gaussian kernel (numpy) with covariance eigenvalues ``variances``, mean ``offset`` off
-    the middle along x and y."""
-    cov = gaussian_covariance(math.sqrt(variances[0]), math.sqrt(variances[1]), theta)
-    return gaussian_kernel_from_covariance(size, cov, offset).numpy()
+from zoomsr.ops.degrade.kernels import anisotropic_gaussian_kernel, blur_downsample
 
 
 def _photo_lr(shared, kernel: np.ndarray, side: int = 192) -> torch.Tensor:
@@ -82,8 +71,9 @@ def test_kernelgan_is_seeded(shared):
 
 
 def test_estimate_finds_the_orientation_of_an_anisotropic_kernel(shared):
-    true = align_kernel(gaussian(11, (0.4, 4.0), math.pi / 4, 0.5), 2)
-    turned = align_kernel(gaussian(11, (0.4, 4.0), -math.pi / 4, 0.5), 2)
+    sx, sy = math.sqrt(0.4), math.sqrt(4.0)  # covariance eigenvalues 0.4 and 4
+    true = align_kernel(anisotropic_gaussian_kernel(11, sx, sy, math.pi / 4, 0.5).numpy(), 2)
+    turned = align_kernel(anisotropic_gaussian_kernel(11, sx, sy, -math.pi / 4, 0.5).numpy(), 2)
     est, _ = estimate_kernel(_photo_lr(shared, true), 2, iterations=150, seed=1)
     bicubic = align_kernel(bicubic_kernel(2), 2)
     score = kernel_similarity(est, true)

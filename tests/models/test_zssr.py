@@ -24,19 +24,8 @@ from zoomsr.models.zeroshot.zssr import (
     gradient_loss_map,
     resize,
 )
-from zoomsr.ops.degrade.kernels import (
-    blur_downsample,
-    gaussian_covariance,
-    gaussian_kernel_from_covariance,
-)
+from zoomsr.ops.degrade.kernels import anisotropic_gaussian_kernel, blur_downsample
 from zoomsr.ops.resize import imresize
-
-
-def gaussian(size: int, variances: tuple[float, float], theta: float, offset: float = 0.0):
-    """A Gaussian kernel (numpy) with covariance eigenvalues ``variances``, mean ``offset`` off
-    the middle along x and y."""
-    cov = gaussian_covariance(math.sqrt(variances[0]), math.sqrt(variances[1]), theta)
-    return gaussian_kernel_from_covariance(size, cov, offset).numpy()
 
 
 def synthetic(n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -182,7 +171,12 @@ def test_back_projection_moves_the_downscaled_output_toward_the_input():
         imresize(lr, 2)
         + 0.05 * torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     ).clamp(0, 1)
-    for kernel in (None, align_kernel(gaussian(11, (0.5, 3.0), 0.7), 2)):
+    for kernel in (
+        None,
+        align_kernel(
+            anisotropic_gaussian_kernel(11, math.sqrt(0.5), math.sqrt(3.0), 0.7).numpy(), 2
+        ),
+    ):
         down = Downscaler(2, kernel, torch.device("cpu"))
         before = (down(sr) - lr).abs().mean()
         after = (down(back_project(sr, lr, down, 4)) - lr).abs().mean()
@@ -226,7 +220,9 @@ def test_gradual_steps_and_kernels():
 
 def test_a_given_kernel_follows_kernelgans_zssr_recipe():
     lr = synthetic(24, seed=4)
-    k2 = align_kernel(gaussian(11, (0.8, 2.0), 0.5), 2)
+    k2 = align_kernel(
+        anisotropic_gaussian_kernel(11, math.sqrt(0.8), math.sqrt(2.0), 0.5).numpy(), 2
+    )
     runs = []
     for overrides in ({}, {"augment": True, "loss_map": False}):
         model = ZSSR(2, iterations=3, seed=0, **overrides)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoomsr.ops.degrade.kernels import gaussian_covariance, gaussian_kernel_from_covariance
+from zoomsr.ops.degrade.kernels import anisotropic_gaussian_kernel
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
@@ -64,9 +64,9 @@ def random_blindsr_kernel(
     lo, hi = 0.175 * scale, 2.5 * scale
     l1, l2 = lo + u[0] * (hi - lo), lo + u[1] * (hi - lo)
     theta = float(u[2] * math.pi)
-    cov = gaussian_covariance(math.sqrt(l1), math.sqrt(l2), theta)
     # Drawn aligned (mean (s-1)/2 off the middle), so that alignment moves it little.
-    k = gaussian_kernel_from_covariance(size, cov, (scale - 1) / 2.0).numpy().astype(np.float64)
+    k = anisotropic_gaussian_kernel(size, math.sqrt(l1), math.sqrt(l2), theta, (scale - 1) / 2.0)
+    k = k.numpy().astype(np.float64)
     k = k * (1.0 + noise * (2.0 * u[3:].reshape(size, size) - 1.0))
     k = align_kernel(k / k.sum(), scale)
     return k, {"lambda1": float(l1), "lambda2": float(l2), "theta": theta, "noise": noise}

@@ -80,11 +80,13 @@ def isotropic_gaussian_kernel(size: int, sigma: Param) -> torch.Tensor:
 
 
 def anisotropic_gaussian_kernel(
-    size: int, sigma_x: Param, sigma_y: Param, theta: Param
+    size: int, sigma_x: Param, sigma_y: Param, theta: Param, offset: Param = 0.0
 ) -> torch.Tensor:
     """A Gaussian kernel with standard deviations ``sigma_x`` along the axis at angle ``theta``
-    and ``sigma_y`` across it: covariance :func:`gaussian_covariance`."""
-    return gaussian_kernel_from_covariance(size, gaussian_covariance(sigma_x, sigma_y, theta))
+    and ``sigma_y`` across it: covariance :func:`gaussian_covariance`; ``offset`` moves its mean
+    as in :func:`gaussian_kernel_from_covariance`."""
+    cov = gaussian_covariance(sigma_x, sigma_y, theta)
+    return gaussian_kernel_from_covariance(size, cov, offset)
 
 
 def generalized_gaussian_kernel(
