@@ -187,13 +187,16 @@ def kernel_figure(items: list[tuple[str, np.ndarray, np.ndarray, float]], path: 
     atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
 
 
-def current(cache: Path, name: str, with_true_kernel: bool = False) -> bool:
-    """Whether the image's cached row was made with the current given-kernel recipe (and has
-    the true-kernel column, when asked)."""
+def cached_row(cache: Path, name: str) -> dict | None:
     path = cache / f"{name}.json"
-    if not path.is_file():
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def current(row: dict | None, with_true_kernel: bool = False) -> bool:
+    """Whether a cached row was made with the current given-kernel recipe (and has the
+    true-kernel column, when asked)."""
+    if row is None:
         return False
-    row = json.loads(path.read_text())
     has_true = "psnr_zssr_true" in row or not with_true_kernel
     return row.get("given_kernel_recipe") == GIVEN_KERNEL_RECIPE and has_true
 
@@ -242,32 +245,31 @@ def main() -> None:
     cache = Path(str(out) + "_cache")  # one row + kernel per finished image: reruns skip them
     cache.mkdir(parents=True, exist_ok=True)
     for index, (name, hr, lr, true_k, params) in enumerate(test_set):
-        if index % shards != shard or current(cache, name, args.true_kernel):
+        row = cached_row(cache, name)
+        if index % shards != shard or current(row, args.true_kernel):
             continue
-        if current(cache, name):  # only the true-kernel column is missing
-            row = json.loads((cache / f"{name}.json").read_text())
-            est_k = np.load(cache / f"{name}_kernel.npy")
+        if row is None:
+            row, est_k = run_image(name, hr, lr, true_k, params, suite, bicubic_k, args)
+            np.save(cache / f"{name}_kernel.npy", est_k)
+        elif current(row):  # only the true-kernel column is missing
             row = true_kernel_score(row, lr, hr, true_k, suite, args)
-        elif (cache / f"{name}.json").is_file():  # an older given-kernel recipe: redo that part
-            row = json.loads((cache / f"{name}.json").read_text())
+        else:  # an older given-kernel recipe: redo that part with the cached kernel
             est_k = np.load(cache / f"{name}_kernel.npy")
             row = given_kernel_scores(row, lr, hr, est_k, true_k, suite, args)
-        else:
-            row, est_k = run_image(name, hr, lr, true_k, params, suite, bicubic_k, args)
-        np.save(cache / f"{name}_kernel.npy", est_k)
         write_text(cache / f"{name}.json", json.dumps(row))  # last: it marks the image done
         print(
             f"{name}: NCC {row['kernel_ncc']} (bicubic {row['bicubic_ncc']}), ZSSR "
             f"{row['psnr_zssr_bicubic']} -> {row['psnr_zssr_kernelgan']} dB",
             file=sys.stderr,
         )
-    done = [name for name, *_ in test_set if current(cache, name, args.true_kernel)]
+    cached = {name: cached_row(cache, name) for name, *_ in test_set}
+    done = [name for name, row in cached.items() if current(row, args.true_kernel)]
     if len(done) < len(test_set):
         print(f"{len(done)} of {len(test_set)} images done (cache {cache}); rerun for the table")
         return
     rows, figure = [], []
     for name, _hr, _lr, true_k, _params in test_set:
-        row = json.loads((cache / f"{name}.json").read_text())
+        row = cached[name]
         rows.append(row)
         figure.append((name, true_k, np.load(cache / f"{name}_kernel.npy"), row["kernel_ncc"]))
     numeric = [c for c in COLUMNS[2:] if all(c in r for r in rows)]
