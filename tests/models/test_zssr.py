@@ -138,8 +138,8 @@ def test_plain_crops_carry_their_own_loss_weights():
     """Without augmentation every father is an exact crop, and its weight channel is the
     same crop of the source's loss map (KernelGAN's ZSSR)."""
     image = torch.rand(1, 3, 30, 37)
-    sampler = FatherSampler(ZSSRConfig(), 12, torch.Generator().manual_seed(0))
-    sampler.augment, sampler.loss_map, sampler.crop_sampling = False, True, "uniform"
+    cfg = ZSSRConfig(augment=False, loss_map=True, crop_sampling="uniform")
+    sampler = FatherSampler(cfg, 12, torch.Generator().manual_seed(0))
     sampler.add_source(image, 1.0)
     fathers = sampler.sample(10, 1.0)
     assert fathers.shape == (10, 4, 12, 12)

@@ -34,7 +34,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -107,6 +107,24 @@ def make_config(**overrides) -> ZSSRConfig:
     if cfg.iterations < 1:
         raise ZoomsrError(f"ZSSR needs at least one iteration, got {cfg.iterations}")
     return cfg
+
+
+def with_kernel_defaults(cfg: ZSSRConfig, given: bool) -> ZSSRConfig:
+    """``cfg`` with the choices it leaves open (None) made for the bicubic kernel or, when
+    ``given``, for a given kernel (KernelGAN's ZSSR)."""
+
+    def pick(value, default):
+        return default if value is None else value
+
+    return replace(
+        cfg,
+        crop_sampling=pick(cfg.crop_sampling, "uniform" if given else "gradient"),
+        augment=pick(cfg.augment, not given),
+        loss_map=pick(cfg.loss_map, given),
+        allow_rotation=pick(cfg.allow_rotation, not given),
+        ensemble=pick(cfg.ensemble, not given),
+        back_projection=pick(cfg.back_projection, 2 if given else 10),
+    )
 
 
 def default_scale_steps(scale: float) -> tuple[float, ...]:
@@ -245,18 +263,16 @@ class FatherSampler:
     """Augmented crops ("HR fathers") of the image and of earlier outputs, a chunk at a time."""
 
     def __init__(self, cfg: ZSSRConfig, crop: int, generator: torch.Generator):
-        self.cfg = cfg
+        # Open choices default to the bicubic-kernel recipe. With ``loss_map`` the fathers
+        # carry their loss weights as a last channel.
+        self.cfg = with_kernel_defaults(cfg, given=False)
         self.crop = crop
         self.gen = generator
         self.sources: list[_Source] = []
-        self.rotate = True
-        self.augment = True
-        self.crop_sampling = cfg.crop_sampling or "gradient"
-        self.loss_map = False  # fathers then carry their loss weights as a last channel
 
     def add_source(self, image: torch.Tensor, base_scale: float) -> None:
-        cdf = _gradient_cdf(image, self.crop) if self.crop_sampling == "gradient" else None
-        if self.loss_map:
+        cdf = _gradient_cdf(image, self.crop) if self.cfg.crop_sampling == "gradient" else None
+        if self.cfg.loss_map:
             image = torch.cat([image, gradient_loss_map(image)], 1)
         self.sources.append(_Source(image, base_scale, cdf))
 
@@ -271,7 +287,7 @@ class FatherSampler:
         cfg = self.cfg
         r = self._rand(n)
         p_leave, p_exact = (cfg.leave_as_is_probability, cfg.no_interpolate_probability)
-        p_leave, p_exact = (p_leave, p_exact) if self.augment else (1.0, 0.0)
+        p_leave, p_exact = (p_leave, p_exact) if cfg.augment else (1.0, 0.0)
         leave = r < p_leave
         affine = r >= p_leave + p_exact
         scale = np.where(leave, 1.0, cfg.min_scale + self._rand(n) * (max_scale - cfg.min_scale))
@@ -281,12 +297,12 @@ class FatherSampler:
         rel = np.where(affine, scale / bases[src], 1.0)
         diff = np.where(affine, self._randn(n) * cfg.scale_diff_sigma, 0.0)
         flip = np.sign(self._randn(n))
-        reflect = np.where(leave, 1.0, flip) if self.rotate else np.ones(n)
+        reflect = np.where(leave, 1.0, flip) if cfg.allow_rotation else np.ones(n)
         quarter = torch.randint(4, (n,), generator=self.gen).numpy()
         theta = np.where(
             affine, self._rand(n) * 2 * math.pi, np.where(leave, 0.0, quarter * math.pi / 2)
         )
-        theta = theta if self.rotate else np.zeros(n)
+        theta = theta if cfg.allow_rotation else np.zeros(n)
         shear = np.where(affine[:, None], self._randn(2 * n).reshape(n, 2) * cfg.shear_sigma, 0.0)
 
         # A maps source offsets (x, y) from the crop centre to output offsets.
@@ -323,7 +339,7 @@ class FatherSampler:
             exact = ~affine[sel]
             centre[exact] = np.floor(centre[exact] - frac + 0.5) + frac
             out[torch.from_numpy(sel)] = self._warp(source.image, a_inv[sel], centre, h, w)
-        if self.loss_map:
+        if cfg.loss_map:
             out[:, :-1].clamp_(0, 1)
             out[:, -1:].clamp_(min=0)
             return out
@@ -454,21 +470,12 @@ class _Run:
     """One ZSSR run on one image (state of the training loop)."""
 
     def __init__(self, cfg, lr, steps, kernels, device, progress):
-        self.cfg = cfg
+        self.cfg = cfg = with_kernel_defaults(cfg, any(k is not None for k in kernels))
         self.device = device
         self.progress = progress
         self.input = lr.to(device=device, dtype=torch.float32)
         self.steps = steps
         self.kernels = kernels
-        given = any(k is not None for k in kernels)
-        self.rotate = cfg.allow_rotation if cfg.allow_rotation is not None else not given
-        self.augment = cfg.augment if cfg.augment is not None else not given
-        self.loss_map = cfg.loss_map if cfg.loss_map is not None else given
-        self.crop_sampling = cfg.crop_sampling or ("uniform" if given else "gradient")
-        self.ensemble = cfg.ensemble if cfg.ensemble is not None else not given
-        self.bp_iters = (
-            cfg.back_projection if cfg.back_projection is not None else (2 if given else 10)
-        )
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.report = ZSSRReport()
@@ -487,10 +494,6 @@ class _Run:
         self.net = self.net.to(memory_format=self.train_format)
         crop = self._crop_size()
         self.sampler = FatherSampler(cfg, crop, self.gen)
-        self.sampler.rotate = self.rotate
-        self.sampler.augment = self.augment
-        self.sampler.loss_map = self.loss_map
-        self.sampler.crop_sampling = self.crop_sampling
         self.sampler.add_source(self.input, 1.0)
         out = self.input
         for i, (sf, kernel) in enumerate(zip(self.steps, self.kernels, strict=True)):
@@ -525,7 +528,7 @@ class _Run:
         b = self.cfg.batch_size
         fathers = self.sampler.sample(self.cfg.chunk * b, max_scale)
         weights = None
-        if self.loss_map:
+        if self.cfg.loss_map:
             fathers, weights = fathers[:, :-1], fathers[:, -1:]
         inputs = self._sons(fathers)
         fmt = self.train_format
@@ -621,11 +624,11 @@ class _Run:
         return self._net_at(resize(lr, self.sf, size)).clamp(0, 1)
 
     def _back_project(self, sr: torch.Tensor) -> torch.Tensor:
-        return back_project(sr, self.input, self.down, self.bp_iters)
+        return back_project(sr, self.input, self.down, self.cfg.back_projection)
 
     @torch.inference_mode()
     def _final_output(self) -> torch.Tensor:
-        members = range(8) if self.ensemble else range(1)
+        members = range(8) if self.cfg.ensemble else range(1)
         outs = []
         for k in members:
             y = _undo_dihedral(self._upscale_once(_dihedral(self.input, k)), k)
