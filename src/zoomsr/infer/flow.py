@@ -175,8 +175,9 @@ def flow_downscale(
 
     tile = opts.tile
     if tile is None:
-        probe = lambda t: model.downscale(t, 0.0, component=0)  # noqa: E731
-        per_pixel = activation_bytes_per_pixel(model, probe=64, run=probe)
+        per_pixel = activation_bytes_per_pixel(
+            model, probe=64, run=lambda t: model.downscale(t, 0.0, component=0)
+        )
         tile = tile_for_budget(per_pixel, opts.max_memory)
     if not tile or max(ph, pw) <= tile:
         y = run(0, 0, ph // u, pw // u).float().cpu()
