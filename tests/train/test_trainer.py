@@ -71,6 +71,22 @@ def test_resume_continues_exactly(three_crops, tmp_path):
         assert torch.allclose(v, resumed.model.state_dict()[k], atol=1e-6), k
 
 
+def test_resume_names_the_settings_that_changed(three_crops, tmp_path):
+    Trainer(_cfg(three_crops, tmp_path / "r", extra=["run.ema=0.99"]), quiet=True).fit(stop_at=2)
+    lines = []
+    changed = _cfg(three_crops, tmp_path / "r", steps=9, extra=["optim.lr=2e-4"])
+    Trainer(changed, resume=True, quiet=True, log=lines.append)
+    warning = [x for x in lines if x.startswith("warning:")]
+    assert len(warning) == 1
+    assert "optim.lr: 0.001 -> 0.0002" in warning[0] and "run.ema: 0.99 -> 0.0" in warning[0]
+    assert "run.steps" not in warning[0]  # extending a run is what --steps is for
+    lines.clear()
+    Trainer(
+        _cfg(three_crops, tmp_path / "r", extra=["run.ema=0.99"]), resume=True, log=lines.append
+    )
+    assert not [x for x in lines if x.startswith("warning:")]
+
+
 def test_ema_and_init_and_validation(three_crops, tmp_path, shared):
     first = Trainer(_cfg(three_crops, tmp_path / "a", steps=2), quiet=True)
     first.fit()

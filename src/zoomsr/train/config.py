@@ -214,3 +214,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
 
 def to_yaml(cfg: TrainConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix[:-1]: node}
+    flat: dict[str, Any] = {}
+    for k, v in node.items():
+        flat.update(_flat(v, f"{prefix}{k}."))
+    return flat
+
+
+# Keys a resumed run may change on purpose without it being worth a word.
+_RESUME_FREE = ("run.steps", "run.out", "run.device", "data.workers")
+
+
+def config_changes(saved_yaml: str, cfg: TrainConfig) -> list[str]:
+    """``key: old -> new`` for each setting of ``cfg`` that differs from a run's saved
+    config.yaml, so a resume with another config file (a lost EMA, another lr) is visible."""
+    old = _flat(OmegaConf.to_container(OmegaConf.create(saved_yaml)))
+    new = _flat(OmegaConf.to_container(OmegaConf.structured(cfg)))
+    return [
+        f"{k}: {old.get(k)} -> {new.get(k)}"
+        for k in sorted(set(old) | set(new))
+        if k not in _RESUME_FREE and old.get(k) != new.get(k)
+    ]

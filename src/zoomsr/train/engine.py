@@ -19,7 +19,7 @@ from zoomsr.models.checkpoints import read_weights, save_weights
 from zoomsr.models.registry import load_model
 from zoomsr.train import distributed
 from zoomsr.train.checkpoint import atomic_torch_save, load_state, rng_state, set_rng_state
-from zoomsr.train.config import TrainConfig, to_yaml
+from zoomsr.train.config import TrainConfig, config_changes, to_yaml
 from zoomsr.train.tasks import make_task
 
 
@@ -110,6 +110,7 @@ class Trainer:
         self.best_psnr = -math.inf
         self.history: list[dict] = []
         if resume:  # rank 0 reads it: the other machines need no copy of the run folder
+            self._warn_config_changes()
             self._restore(distributed.broadcast_from_main(lambda: load_state(self.run_dir)))
         self._writer = None
         # The task's forward and loss, with DDP averaging the gradients of its networks.
@@ -134,6 +135,14 @@ class Trainer:
         return "model" in self.optimizers
 
     # --- state -------------------------------------------------------------------------
+
+    def _warn_config_changes(self) -> None:
+        saved = self.run_dir / "config.yaml"
+        changes = config_changes(saved.read_text(), self.cfg) if saved.is_file() else []
+        if changes:
+            self.log(
+                f"warning: resuming with settings that differ from {saved}: " + "; ".join(changes)
+            )
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
