@@ -247,6 +247,11 @@ def train(
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
     trainer = Trainer(cfg, resume=(out / "state.pt").exists(), quiet=args.quiet)
     first = trainer.step
+    if first > cfg.run.steps:  # its weights are of a later step: the row would be mislabelled
+        raise SystemExit(
+            f"{out} is at step {first}, past the {cfg.run.steps} asked for; score that budget "
+            f"with a fresh --work"
+        )
     started = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - started
