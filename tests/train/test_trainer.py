@@ -74,12 +74,15 @@ def test_resume_continues_exactly(three_crops, tmp_path):
 def test_resume_names_the_settings_that_changed(three_crops, tmp_path):
     Trainer(_cfg(three_crops, tmp_path / "r", extra=["run.ema=0.99"]), quiet=True).fit(stop_at=2)
     lines = []
-    changed = _cfg(three_crops, tmp_path / "r", steps=9, extra=["optim.lr=2e-4"])
+    changed = _cfg(
+        three_crops, tmp_path / "r", steps=9, extra=["optim.lr=2e-4", "run.checkpoint_every=5"]
+    )
     Trainer(changed, resume=True, quiet=True, log=lines.append)
     warning = [x for x in lines if x.startswith("warning:")]
     assert len(warning) == 1
     assert "optim.lr: 0.001 -> 0.0002" in warning[0] and "run.ema: 0.99 -> 0.0" in warning[0]
     assert "run.steps" not in warning[0]  # extending a run is what --steps is for
+    assert "checkpoint_every" not in warning[0]
     lines.clear()
     Trainer(
         _cfg(three_crops, tmp_path / "r", extra=["run.ema=0.99"]), resume=True, log=lines.append

@@ -225,8 +225,16 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# Keys a resumed run may change on purpose without it being worth a word.
-_RESUME_FREE = ("run.steps", "run.out", "run.device", "data.workers")
+# Keys a resumed run may change without changing what it learns: not worth a word.
+_RESUME_FREE = (
+    "run.steps",
+    "run.out",
+    "run.device",
+    "run.init",
+    "run.log_every",
+    "run.checkpoint_every",
+    "data.workers",
+)
 
 
 def config_changes(saved_yaml: str, cfg: TrainConfig) -> list[str]:
