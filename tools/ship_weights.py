@@ -22,6 +22,15 @@ from zoomsr.models.checkpoints import read_weights, shipping_state
 from zoomsr.models.zoo import MANIFEST, WEIGHTS_DIR, read_manifest, sha256_file
 
 
+def read_results(text: str) -> dict:
+    if text.endswith(".json"):
+        text = Path(text).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"ship_weights: --results is not JSON ({err})") from None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -35,7 +44,9 @@ def main() -> None:
     p.add_argument("--hours", type=float, required=True)
     p.add_argument("--summary", default=None)
     p.add_argument("--steps", type=int, help="total steps, when the run fine-tuned another run")
-    p.add_argument("--results", default=None, help="JSON of benchmark results to record")
+    p.add_argument(
+        "--results", default=None, help="benchmark results to record: JSON text or a .json file"
+    )
     p.add_argument("--half", action="store_true", help="store float16 tensors")
     p.add_argument(
         "--drop-imagenet-matcher",
@@ -70,7 +81,7 @@ def main() -> None:
         "command": args.command,
         "hardware": args.hardware,
         "train_hours": args.hours,
-        "results": json.loads(args.results) if args.results else None,
+        "results": read_results(args.results) if args.results else None,
     }
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"{args.name}: {dst} ({dst.stat().st_size / 1e6:.2f} MB), manifest updated")
