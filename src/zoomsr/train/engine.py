@@ -110,7 +110,8 @@ class Trainer:
         self.best_psnr = -math.inf
         self.history: list[dict] = []
         if resume:  # rank 0 reads it: the other machines need no copy of the run folder
-            self._warn_config_changes()
+            if self.is_main:
+                self._warn_config_changes()
             self._restore(distributed.broadcast_from_main(lambda: load_state(self.run_dir)))
         self._writer = None
         # The task's forward and loss, with DDP averaging the gradients of its networks.
