@@ -250,6 +250,11 @@ def test_deform_window_is_torchvisions_deform_conv():
     full = deform_conv2d(feat, off, weight, bias, padding=1)
     got = M.deform_window(feat, off[..., 5:20, 7:33], (5, 7), weight, bias)
     torch.testing.assert_close(got, full[..., 5:20, 7:33], atol=1e-5, rtol=0)
+    # a non-contiguous map takes the other path (only the reached part is read and copied)
+    strided = feat.contiguous(memory_format=torch.channels_last)
+    assert not strided.is_contiguous()
+    got = M.deform_window(strided, off[..., 5:20, 7:33], (5, 7), weight, bias)
+    torch.testing.assert_close(got, full[..., 5:20, 7:33], atol=1e-5, rtol=0)
 
 
 def test_match_flow_of_whole_maps_gives_the_parity_offsets():

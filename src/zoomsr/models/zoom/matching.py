@@ -334,9 +334,15 @@ def deform_window(
     out = torch.zeros(n, c, h, w, device=dev, dtype=feat.dtype)
     if sy1 <= sy0 or sx1 <= sx0:
         return out if bias is None else out + bias.view(1, -1, 1, 1)
-    part = feat[..., sy0:sy1, sx0:sx1].to(dev)
-    sh, sw = part.shape[-2:]
-    flat = part.reshape(n, c, sh * sw)
+    if feat.device == dev and feat.is_contiguous():
+        # Gather from the whole map in place: a copy of the reached part can be as large as
+        # the map itself (a 12 MP Ref's encoder features are 3 GB).
+        sy0, sx0, sh, sw = 0, 0, big_h, big_w
+        flat = feat.view(n, c, big_h * big_w)
+    else:  # another device: move only the reached part
+        part = feat[..., sy0:sy1, sx0:sx1].to(dev)
+        sh, sw = part.shape[-2:]
+        flat = part.reshape(n, c, sh * sw)
     for k, (py, px, inside) in enumerate(taps):
         i, j = divmod(k, 3)
         py0, px0 = py.floor(), px.floor()
