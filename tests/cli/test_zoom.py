@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import zoomsr.infer.pipelines as pipelines
 import zoomsr.infer.zoom as zoom_module
 from zoomsr.cli.main import main
 from zoomsr.errors import ZoomsrError
@@ -79,9 +80,13 @@ def test_zoom_writes_the_whole_capture_at_the_model_scale(
 
 
 def test_mismatched_inputs_fail_on_one_line_and_write_nothing(
-    pair, model_file, tmp_path, capsys, shared
+    pair, model_file, tmp_path, capsys, shared, monkeypatch
 ):
     wide, tele = pair
+    # A shipped name whose weights file is missing (as on a checkout without the weights).
+    monkeypatch.setattr(
+        pipelines, "SHIPPED_ZOOM_MODELS", (*pipelines.SHIPPED_ZOOM_MODELS, "gone-x4")
+    )
     other = read_image(shared("data", "photos", "airplane.jpg")).color
     photo = write_image(
         tmp_path / "other.png", F.interpolate(other[None], size=(180, 240), mode="area")[0]
@@ -97,8 +102,9 @@ def test_mismatched_inputs_fail_on_one_line_and_write_nothing(
         ([str(wide), "--ref", str(broken), *model], "cannot read"),
         ([str(wide), "--ref", str(tmp_path / "none.png"), *model], "file not found"),
         ([str(wide), "--ref", str(tele), "--model", "edsr", "--scale", "2"], "single-image"),
-        # not shipped yet: named, but its weights are missing
-        ([str(wide), "--ref", str(tele), "--model", "selftzsr-pp-x4"], "shipped weights of"),
+        ([str(wide), "--ref", str(tele), "--model", "gone-x4"], "shipped weights of"),
+        ([str(wide), "--ref", str(tele), "--scale", "3"], "shipped zoom models are x2 and x4"),
+        ([str(wide), "--ref", str(tele), "--ref", str(tele), "--scale", "2"], "x4 only"),
         ([str(wide), "--ref", str(tele), "--model", "selfdzsr-pp-x3"], "unknown model"),
         ([str(wide), "--ref", str(tele), "--ratio", "two", *model], "--ratio must be"),
         ([str(wide), "--ref", str(tele), "--ratio", "0.5", *model], "must be above 1"),
@@ -111,6 +117,15 @@ def test_mismatched_inputs_fail_on_one_line_and_write_nothing(
     # The output may not be an input.
     assert main(["zoom", str(wide), "--ref", str(tele), "-o", str(wide), *model]) == 2
     assert "refusing to overwrite input" in _one_error_line(capsys)
+
+
+def test_the_default_model_follows_the_references_and_scale():
+    assert pipelines.default_zoom_model(1) == "selfdzsr-pp-x4"
+    assert pipelines.default_zoom_model(1, 2) == "selfdzsr-pp-x2"
+    assert pipelines.default_zoom_model(2) == "selftzsr-pp-x4"
+    assert pipelines.default_zoom_model(2, 4) == "selftzsr-pp-x4"
+    with pytest.raises(ZoomsrError, match="x4 only"):
+        pipelines.default_zoom_model(2, 2)
 
 
 def test_triple_model_wants_two_references(pair, tmp_path, capsys):

@@ -44,7 +44,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="zoom model name or .safetensors file (default: the shipped selfdzsr-pp-x4)",
+        help="zoom model name or .safetensors file (default: the shipped selfdzsr-pp-x4, "
+        "selfdzsr-pp-x2 with --scale 2, selftzsr-pp-x4 with two --ref)",
     )
     p.add_argument("--scale", type=int, default=None, help="scale factor (default: the model's)")
     p.add_argument(
@@ -99,7 +100,7 @@ def zoom_options(tile: int | None, bar):
 
 
 def run(args) -> int:
-    from zoomsr.infer.pipelines import DEFAULT_ZOOM_MODEL, load_zoom_model, zoom_files
+    from zoomsr.infer.pipelines import default_zoom_model, load_zoom_model, zoom_files
 
     if args.list:
         return _run_batch(args)
@@ -109,7 +110,7 @@ def run(args) -> int:
     if args.tile is not None and args.tile < 0:
         raise ZoomsrError("--tile must be >= 0")
     device = resolve_device(args.device)
-    name = args.model or DEFAULT_ZOOM_MODEL
+    name = args.model or default_zoom_model(len(args.ref), args.scale)
     model = load_zoom_model(name, args.scale, device)
     bar = progress(args.quiet)
     report = zoom_files(
@@ -143,7 +144,7 @@ def run(args) -> int:
 def _run_batch(args) -> int:
     """Captures from a list file into the folder OUT: resumable, shardable, one summary line."""
     from zoomsr.infer.batch import parse_shard, rank_device, read_list
-    from zoomsr.infer.pipelines import DEFAULT_ZOOM_MODEL, load_zoom_model, zoom_batch
+    from zoomsr.infer.pipelines import default_zoom_model, load_zoom_model, zoom_batch
 
     if args.wide is not None or args.ref or args.save_inputs:
         raise ZoomsrError(
@@ -154,7 +155,7 @@ def _run_batch(args) -> int:
     ratio = parse_ratio(args.ratio, max(len(c) - 1 for c in captures))
     if args.tile is not None and args.tile < 0:
         raise ZoomsrError("--tile must be >= 0")
-    name = args.model or DEFAULT_ZOOM_MODEL
+    name = args.model or default_zoom_model(max(len(c) - 1 for c in captures), args.scale)
     model = load_zoom_model(name, args.scale, resolve_device(rank_device(args.device)))
     bar = progress(args.quiet)
     report = zoom_batch(
