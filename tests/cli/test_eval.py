@@ -143,3 +143,32 @@ def test_zoom_sample_folders_report_regions(shared, tmp_path, capsys):
     assert row["images"] == 1 and row["psnr_centre"] > 15 and row["psnr_corner"] > 15
     assert main([*args[:5], "--scale", "4"]) == 2
     assert "x2 zoom sample" in capsys.readouterr().err
+
+
+def test_single_image_models_are_scored_on_zoom_samples_as_zoom_models_are(shared, tmp_path):
+    """Same frame, padding, regions and convention: the rows of a zoom model and of bicubic
+    from ``zoomsr eval`` on the same captures compare like with like."""
+    from zoomsr.data.simulate import simulate_dataset
+    from zoomsr.infer.evaluate import evaluate_zoom
+    from zoomsr.infer.zoom import ZoomOptions
+    from zoomsr.metrics import MetricSuite, get_convention
+    from zoomsr.models import load_model
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "apples.jpg").write_bytes(shared("data", "photos", "apples.jpg").read_bytes())
+    simulate_dataset(photos, tmp_path / "sim", ratio=4, seed=0, crop=160)
+    rows = {}
+    for gt in ("aligned", "captured"):
+        out = tmp_path / f"{gt}.json"
+        args = ["eval", "--model", "bicubic", "--data", str(tmp_path / "sim"), "--gt", gt]
+        assert main([*args, "--out", str(out), "-q"]) == 0
+        rows[gt] = json.loads(out.read_text())["summary"][0]
+    suite = MetricSuite(get_convention("selfdzsr"), ("psnr", "ssim"), ("full", "centre", "corner"))
+    expected = evaluate_zoom(
+        load_model("bicubic", 4), [tmp_path / "sim"], suite, "bicubic", ZoomOptions(quiet=True)
+    ).summary[0]
+    for key in ("psnr", "ssim", "psnr_centre", "psnr_corner"):  # regions by default
+        assert rows["aligned"][key] == pytest.approx(expected[key], abs=1e-9), key
+    # The simulated capture is misaligned on purpose: the frame changes the score.
+    assert abs(rows["aligned"]["psnr"] - rows["captured"]["psnr"]) > 0.05

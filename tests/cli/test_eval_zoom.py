@@ -86,8 +86,12 @@ def test_model_file_alone_and_tiled_method_agree(sim, weights, tmp_path, capsys)
     assert rows["eccv"]["psnr"] != rows["whole"]["psnr"]  # another padding and per-tile matching
 
 
-def test_sisr_models_still_score_zoom_folders(sim, capsys):
+def test_sisr_models_score_zoom_folders_in_the_zoom_models_frame(sim, capsys):
     assert main(["eval", "--model", "bicubic", "--data", str(sim), "--scale", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("convention selfdzsr") and "aligned to the LR" in out
+    assert "psnr_centre" in out and "psnr_corner" in out
+    assert main(["eval", "--model", "bicubic", "--data", str(sim), "--convention", "sisr"]) == 0
     assert capsys.readouterr().out.startswith("convention sisr")
 
 

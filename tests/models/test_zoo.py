@@ -43,14 +43,22 @@ def test_default_is_better_than_bicubic(shared):
     assert torch.isfinite(sr).all()
 
 
-def test_shipped_zoom_model_loads_with_its_imagenet_matcher():
+def test_shipped_zoom_models_load_with_their_imagenet_matcher():
+    from zoomsr.infer.pipelines import SHIPPED_ZOOM_MODELS
     from zoomsr.models.registry import get_spec
     from zoomsr.models.zoom import StudentExtractor
 
-    assert get_spec("selfdzsr-pp-x4").task == "zoom"
-    model = load_model("selfdzsr-pp-x4")
-    assert model.scale == 4 and not model.training
+    models = read_manifest()["models"]
+    shipped = [name for name in SHIPPED_ZOOM_MODELS if name in models]
+    assert "selfdzsr-pp-x4" in shipped  # the default of `zoomsr zoom` and `make demo`
     imagenet = StudentExtractor().load_imagenet().state_dict()
-    for k, v in model.matcher.state_dict().items():
-        assert torch.equal(v, imagenet[k]), k
-    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for name in shipped:
+        entry = models[name]
+        assert get_spec(name).task == "zoom"
+        model = load_model(name)
+        assert name == f"{entry['model']}-x{entry['scale']}"  # the name says what it is
+        assert model.model_name == entry["model"] and model.scale == entry["scale"], name
+        assert not model.training
+        for k, v in model.matcher.state_dict().items():
+            assert torch.equal(v, imagenet[k]), (name, k)
+        assert all(p.dtype == torch.float32 for p in model.parameters()), name

@@ -12,9 +12,11 @@ EPILOG = """\
 Dataset folders (--data, repeatable) may hold HR/ + LR_bicubic/X{s}/NAMEx{s}.png (the EDSR
 benchmark layout), HR/ + LR/, or HR/ alone (LR is then made by MATLAB-exact bicubic
 downscaling), or zoom sample folders (LR.png, GT.png, Ref*.png, meta.json, as 'zoomsr simulate'
-and 'zoomsr prepare' write them). Zoom models (selfdzsr, ...) take zoom sample folders only
-and default to the selfdzsr convention with full, centre and corner regions; the scale is the
-model's. Conventions:
+and 'zoomsr prepare' write them). Zoom models (selfdzsr, ...) take zoom sample folders only;
+on zoom sample folders every model, single-image ones included, is scored the same way: the
+selfdzsr convention, full, centre and corner regions, the GT in the LR's geometry (--gt), so
+that rows compare like with like; the scale is the model's (one --scale for single-image
+models). Conventions:
   sisr      Y of BT.601 YCbCr (16-235, float), shave = scale, Wang SSIM - as the SISR papers
   selfdzsr  RGB, no shave, scikit-image SSIM over channels, LPIPS-alex - as the SelfDZSR papers
 
@@ -106,6 +108,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _holds_zoom_samples(folder: str) -> bool:
+    from pathlib import Path
+
+    root = Path(folder)
+    return root.is_dir() and (
+        (root / "LR.png").is_file() or any((p / "LR.png").is_file() for p in root.iterdir())
+    )
+
+
 def run(args) -> int:
     from zoomsr.infer.evaluate import evaluate_sisr, evaluate_zoom, resolve_model
     from zoomsr.infer.zoom import ZoomOptions
@@ -114,9 +125,11 @@ def run(args) -> int:
     from zoomsr.tables import report_paths, text_table, write_report
 
     choice = resolve_model(args.model)
-    zoom = choice.task == "zoom"
     if choice.task not in ("sisr", "zoom"):
         raise ZoomsrError(f"model '{choice.label}' is a {choice.task} model; eval cannot score it")
+    # Zoom sample folders score single-image models as zoom models are scored (same frame,
+    # padding, regions and convention), so that the two can be compared row by row.
+    zoom = choice.task == "zoom" or all(_holds_zoom_samples(d) for d in args.data)
     scale_text = args.scale or (str(choice.scale) if choice.scale else "4")
     scales = int_list(scale_text, "--scale")
     metrics = parse_list(args.metrics, METRICS, "metric")
@@ -135,14 +148,19 @@ def run(args) -> int:
 
     suite = MetricSuite(convention, metrics, regions, args.centre_fraction, device=device)
     if zoom:
-        model = choice.load(None, device)
-        if args.scale and scales != [model.scale]:
-            raise ZoomsrError(
-                f"{choice.label} is a x{model.scale} model; drop --scale {args.scale}"
-            )
         opts = ZoomOptions(method=args.zoom_method, quiet=args.quiet)
         if args.tile is not None:
             opts.tile = args.tile
+        if choice.task == "zoom":
+            model = choice.load(None, device)
+            if args.scale and scales != [model.scale]:
+                raise ZoomsrError(
+                    f"{choice.label} is a x{model.scale} model; drop --scale {args.scale}"
+                )
+        elif len(scales) != 1:
+            raise ZoomsrError("zoom samples are scored at their zoom ratio: give one --scale")
+        else:
+            model = choice.load(scales[0], device)
         report = evaluate_zoom(
             model,
             args.data,
