@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from zoomsr.cli.common import add_common_flags, int_list, progress, resolve_device
 from zoomsr.errors import ZoomsrError
@@ -109,8 +110,6 @@ def add_parser(sub) -> None:
 
 
 def _holds_zoom_samples(folder: str) -> bool:
-    from pathlib import Path
-
     root = Path(folder)
     return root.is_dir() and (
         (root / "LR.png").is_file() or any((p / "LR.png").is_file() for p in root.iterdir())
