@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from zoomsr.cli.common import add_common_flags, int_list, progress, resolve_device
 from zoomsr.errors import ZoomsrError
@@ -110,10 +109,13 @@ def add_parser(sub) -> None:
 
 
 def _holds_zoom_samples(folder: str) -> bool:
-    root = Path(folder)
-    return root.is_dir() and (
-        (root / "LR.png").is_file() or any((p / "LR.png").is_file() for p in root.iterdir())
-    )
+    from zoomsr.data.zoom import find_zoom_samples
+    from zoomsr.errors import DataError
+
+    try:
+        return bool(find_zoom_samples(folder))
+    except DataError:  # missing, or no sample folders: not zoom data
+        return False
 
 
 def run(args) -> int:

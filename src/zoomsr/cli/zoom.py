@@ -152,10 +152,11 @@ def _run_batch(args) -> int:
         )
     shard = parse_shard(args.shard)
     captures = read_list(args.list)
-    ratio = parse_ratio(args.ratio, max(len(c) - 1 for c in captures))
+    n_refs = max(len(c) - 1 for c in captures)
+    ratio = parse_ratio(args.ratio, n_refs)
     if args.tile is not None and args.tile < 0:
         raise ZoomsrError("--tile must be >= 0")
-    name = args.model or default_zoom_model(max(len(c) - 1 for c in captures), args.scale)
+    name = args.model or default_zoom_model(n_refs, args.scale)
     model = load_zoom_model(name, args.scale, resolve_device(rank_device(args.device)))
     bar = progress(args.quiet)
     report = zoom_batch(

@@ -85,24 +85,25 @@ def upscale_batch(
 # ------------------------------------------------------------------------------------------ zoom
 
 # Shipped zoom weights: registered by models/zoo.py once their files are in weights/manifest.json.
-DEFAULT_ZOOM_MODEL = "selfdzsr-pp-x4"
 SHIPPED_ZOOM_MODELS = ("selfdzsr-pp-x4", "selfdzsr-pp-x2", "selftzsr-pp-x4")
 
 
 def default_zoom_model(n_refs: int, scale: int | None = None) -> str:
     """The shipped model for a capture with ``n_refs`` references at ``scale`` (default x4):
-    one Ref -> SelfDZSR++ at that scale, two -> SelfTZSR++ (x4 only)."""
-    scale = scale or 4
-    if n_refs >= 2:
-        if scale != 4:
-            raise ZoomsrError(
-                f"the shipped triple-camera model is x4 only, not x{scale}; pass --model "
-                "for another scale"
-            )
-        return "selftzsr-pp-x4"
-    if scale not in (2, 4):
-        raise ZoomsrError(f"the shipped zoom models are x2 and x4, not x{scale}; pass --model")
-    return f"selfdzsr-pp-x{scale}"
+    one Ref -> SelfDZSR++, two -> SelfTZSR++, at the scales shipped (SHIPPED_ZOOM_MODELS)."""
+    family = "selftzsr-pp" if n_refs >= 2 else "selfdzsr-pp"
+    name = f"{family}-x{scale or 4}"
+    if name not in SHIPPED_ZOOM_MODELS:
+        scales = sorted(n.rsplit("-x", 1)[1] for n in SHIPPED_ZOOM_MODELS if n.startswith(family))
+        what = "triple-camera model is" if n_refs >= 2 else "zoom models are"
+        only = " only" if len(scales) == 1 else ""
+        raise ZoomsrError(
+            f"the shipped {what} x{' and x'.join(scales)}{only}, not x{scale}; pass --model"
+        )
+    return name
+
+
+DEFAULT_ZOOM_MODEL = default_zoom_model(1)
 
 
 @dataclass
