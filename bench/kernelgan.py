@@ -58,9 +58,11 @@ COLUMNS = [
     "image",
     "kernel",
     "kernel_ncc",
+    "single_ncc",
     "bicubic_ncc",
     "psnr_interp",
     "psnr_zssr_bicubic",
+    "psnr_zssr_single",
     "psnr_zssr_kernelgan",
     "psnr_zssr_true",
     "ssim_zssr_bicubic",
@@ -117,13 +119,20 @@ def zssr(lr: torch.Tensor, kernel: np.ndarray | None, args) -> tuple[torch.Tenso
 GIVEN_KERNEL_RECIPE = "kernelgan-zssr"  # plain uniform crops, gradient-weighted L1 (official)
 
 
-def given_kernel_scores(row: dict, lr, hr, est_k, true_k, suite, args) -> dict:
-    """ZSSR with the estimated (and optionally the true) kernel, into ``row``."""
+def given_kernel_scores(row: dict, lr, hr, est_k, single_k, true_k, suite, args) -> dict:
+    """ZSSR with the estimated kernel, with the first run's alone when the medoid is another
+    run's (and optionally with the true kernel), into ``row``."""
     sr_est, t_est, _ = zssr(lr, est_k, args)
     scores = suite(sr_est, hr, SCALE)
     row["psnr_zssr_kernelgan"] = round(scores["psnr"], 3)
     row["ssim_zssr_kernelgan"] = round(scores["ssim"], 4)
     row["zssr_kernelgan_s"] = round(t_est, 1)
+    same = np.array_equal(single_k, est_k)
+    row["psnr_zssr_single"] = (
+        row["psnr_zssr_kernelgan"]
+        if same
+        else round(suite(zssr(lr, single_k, args)[0], hr, SCALE)["psnr"], 3)
+    )
     row.pop("psnr_zssr_true", None)  # made with the older recipe
     row["given_kernel_recipe"] = GIVEN_KERNEL_RECIPE
     return true_kernel_score(row, lr, hr, true_k, suite, args) if args.true_kernel else row
@@ -136,19 +145,29 @@ def true_kernel_score(row: dict, lr, hr, true_k, suite, args) -> dict:
     return row
 
 
-def run_image(name, hr, lr, true_k, params, suite, bicubic_k, args) -> tuple[dict, np.ndarray]:
+def run_image(name, hr, lr, true_k, params, suite, bicubic_k, args) -> tuple[dict, ...]:
     """KernelGAN, then ZSSR with the bicubic and with the estimated kernel, on one test image."""
     started = time.perf_counter()
-    est_k, _ = estimate_kernel(
-        lr, SCALE, device=args.device, iterations=args.kernel_iterations, seed=args.seed
+    est_k, report = estimate_kernel(
+        lr,
+        SCALE,
+        device=args.device,
+        iterations=args.kernel_iterations,
+        seed=args.seed,
+        runs=args.kernel_runs,
     )
     kg_s = time.perf_counter() - started
+    single_k = report.runs[0].kernel_x2  # the first seed's run: the published one-run recipe
     sr_bic, t_bic, _ = zssr(lr, None, args)
     interp = imresize(lr.double(), SCALE, levels=255).float()
     row = {
         "image": name,
         "kernel": f"λ {params['lambda1']:.2f}/{params['lambda2']:.2f} θ {params['theta']:.2f}",
         "kernel_ncc": round(kernel_similarity(est_k, true_k), 4),
+        "single_ncc": round(kernel_similarity(single_k, true_k), 4),
+        "kernel_runs": args.kernel_runs,
+        "chosen_seed": report.seed,
+        "dead_runs": [r.seed for r in report.runs if not r.prior_met],
         "bicubic_ncc": round(kernel_similarity(bicubic_k, true_k), 4),
         "psnr_interp": round(suite(interp, hr, SCALE)["psnr"], 3),
         "kernelgan_s": round(kg_s, 1),
@@ -157,33 +176,35 @@ def run_image(name, hr, lr, true_k, params, suite, bicubic_k, args) -> tuple[dic
     scores = suite(sr_bic, hr, SCALE)
     row["psnr_zssr_bicubic"] = round(scores["psnr"], 3)
     row["ssim_zssr_bicubic"] = round(scores["ssim"], 4)
-    return given_kernel_scores(row, lr, hr, est_k, true_k, suite, args), est_k
+    row = given_kernel_scores(row, lr, hr, est_k, single_k, true_k, suite, args)
+    return row, est_k, single_k
 
 
-def kernel_figure(items: list[tuple[str, np.ndarray, np.ndarray, float]], path: Path) -> None:
-    """One row per image: true kernel, estimated kernel (same scale each), and their NCC."""
+def kernel_figure(items: list[tuple[str, list[np.ndarray], list[float]]], path: Path) -> None:
+    """One row per image: the true kernel, the first run's and the medoid's (one colour scale a
+    row), with their NCC to the true one."""
+    heads = ("true", "KernelGAN, 1 run", "KernelGAN, medoid")
     cell, size, pad, label = 12, 17, 10, 18
     side = cell * size
-    width = 2 * side + 3 * pad + 150
+    width = len(heads) * (side + pad) + pad + 160
     height = label + len(items) * (side + pad) + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((pad, 2), "true", fill="black")
-    draw.text((2 * pad + side, 2), "KernelGAN", fill="black")
-    for row, (name, true, est, ncc) in enumerate(items):
+    for col, head in enumerate(heads):
+        draw.text((pad + col * (side + pad), 2), head, fill="black")
+    for row, (name, kernels, nccs) in enumerate(items):
         top = label + row * (side + pad)
-        peak = max(true.max(), est.max())
-        for col, k in enumerate((true, est)):
+        peak = max(k.max() for k in kernels)
+        for col, k in enumerate(kernels):
             n = k.shape[0]
             box = np.zeros((size, size))
             o = (size - min(n, size)) // 2
             c = (n - min(n, size)) // 2
             box[o : o + min(n, size), o : o + min(n, size)] = k[c : c + size, c : c + size]
-            tile = Image.fromarray(kernel_picture(box, cell, peak))  # one colour scale a pair
+            tile = Image.fromarray(kernel_picture(box, cell, peak))
             canvas.paste(tile, (pad + col * (side + pad), top))
-        draw.text(
-            (3 * pad + 2 * side, top + side // 2 - 12), f"{name}\nNCC {ncc:.3f}", fill="black"
-        )
+        text = f"{name}\nNCC 1 run {nccs[0]:.3f}\nNCC medoid {nccs[1]:.3f}"
+        draw.text((len(heads) * (side + pad) + pad, top + side // 2 - 18), text, fill="black")
     atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
 
 
@@ -198,7 +219,9 @@ def current(row: dict | None, with_true_kernel: bool = False) -> bool:
     if row is None:
         return False
     has_true = "psnr_zssr_true" in row or not with_true_kernel
-    return row.get("given_kernel_recipe") == GIVEN_KERNEL_RECIPE and has_true
+    return (
+        row.get("given_kernel_recipe") == GIVEN_KERNEL_RECIPE and has_true and "kernel_runs" in row
+    )
 
 
 def main() -> None:
@@ -210,6 +233,9 @@ def main() -> None:
     p.add_argument("--hr-size", type=int, default=512, help="centre crop of each photo (HR)")
     p.add_argument("--iterations", type=int, default=3000, help="ZSSR, most per scale step")
     p.add_argument("--kernel-iterations", type=int, default=3000, help="KernelGAN")
+    p.add_argument(
+        "--kernel-runs", type=int, default=3, help="KernelGAN restarts; the medoid kernel is used"
+    )
     p.add_argument("--true-kernel", action="store_true", help="also ZSSR with the true kernel")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -234,6 +260,8 @@ def main() -> None:
     tag = "kernelgan_x2"
     if (args.iterations, args.kernel_iterations, args.hr_size) != (3000, 3000, 512):
         tag += f"_hr{args.hr_size}_it{args.iterations}_kit{args.kernel_iterations}"
+    if args.kernel_runs != 3:
+        tag += f"_runs{args.kernel_runs}"
     out = args.out or REPO / "bench" / "results" / tag
     suite = MetricSuite(get_convention("sisr"), ("psnr", "ssim"))
     bicubic_k = align_kernel(bicubic_kernel(SCALE), SCALE)
@@ -248,14 +276,12 @@ def main() -> None:
         row = cached_row(cache, name)
         if index % shards != shard or current(row, args.true_kernel):
             continue
-        if row is None:
-            row, est_k = run_image(name, hr, lr, true_k, params, suite, bicubic_k, args)
-            np.save(cache / f"{name}_kernel.npy", est_k)
-        elif current(row):  # only the true-kernel column is missing
+        if current(row):  # only the true-kernel column is missing
             row = true_kernel_score(row, lr, hr, true_k, suite, args)
-        else:  # an older given-kernel recipe: redo that part with the cached kernel
-            est_k = np.load(cache / f"{name}_kernel.npy")
-            row = given_kernel_scores(row, lr, hr, est_k, true_k, suite, args)
+        else:  # none yet, or made by an older recipe
+            row, est_k, single_k = run_image(name, hr, lr, true_k, params, suite, bicubic_k, args)
+            np.save(cache / f"{name}_kernel.npy", est_k)
+            np.save(cache / f"{name}_kernel_run1.npy", single_k)
         write_text(cache / f"{name}.json", json.dumps(row))  # last: it marks the image done
         print(
             f"{name}: NCC {row['kernel_ncc']} (bicubic {row['bicubic_ncc']}), ZSSR "
@@ -271,7 +297,8 @@ def main() -> None:
     for name, _hr, _lr, true_k, _params in test_set:
         row = cached[name]
         rows.append(row)
-        figure.append((name, true_k, np.load(cache / f"{name}_kernel.npy"), row["kernel_ncc"]))
+        kernels = [np.load(cache / f"{name}_{k}.npy") for k in ("kernel_run1", "kernel")]
+        figure.append((name, [true_k, *kernels], [row["single_ncc"], row["kernel_ncc"]]))
     numeric = [c for c in COLUMNS[2:] if all(c in r for r in rows)]
     rows.append(
         {"image": "mean", **{c: round(statistics.fmean(r[c] for r in rows), 4) for c in numeric}}
@@ -279,7 +306,9 @@ def main() -> None:
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     note = (
         f"{len(test_set)} photos, centre {args.hr_size}px HR, x2 with DIV2KRK-style random kernels "
-        f"(seed {args.seed}); KernelGAN {args.kernel_iterations} iterations; ZSSR at most "
+        f"(seed {args.seed}); KernelGAN {args.kernel_iterations} iterations, "
+        f"{args.kernel_runs} runs (seeds {args.seed}..{args.seed + args.kernel_runs - 1}), the "
+        "medoid kernel kept (single: the first run alone); ZSSR at most "
         f"{args.iterations} iterations per step, bicubic-kernel recipe vs given-kernel recipe "
         f"({GIVEN_KERNEL_RECIPE}: plain uniform crops, gradient-weighted L1, 2 back-projections); "
         f"{get_convention('sisr').describe(SCALE)}; {args.device}, {threads} thread(s)."

@@ -55,7 +55,8 @@ REGIONS = ("full", "corner", "centre")
 
 
 def budget_overrides(args, sisr: bool) -> list[str]:
-    """The shared budget: same steps, batch, patch, width, depth, optimiser and constant lr."""
+    """The shared budget: same steps, batch, patch, width, depth, optimiser and lr (constant,
+    or cut tenfold from step ``--decay-at``)."""
     common = [
         f"data.train.zoom=[{args.train}]",
         f"data.val.path={args.val}",
@@ -64,7 +65,9 @@ def budget_overrides(args, sisr: bool) -> list[str]:
         "data.workers=0",
         f"optim.lr={args.lr}",
         "schedule.name=step",
-        "schedule.step=100000000",  # constant lr: the budget, not a schedule, is compared
+        # constant lr (the budget, not a schedule, is compared), or one tenfold cut
+        f"schedule.step={args.decay_at or 100000000}",
+        "schedule.gamma=0.1",
         f"run.steps={args.steps}",
         f"run.checkpoint_every={args.checkpoint_every}",
         f"run.seed={args.seed}",
@@ -128,6 +131,14 @@ def main() -> None:
     p.add_argument("--feats", type=int, default=32)
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument(
+        "--decay-at",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="cut the lr tenfold from this step on (default: constant); resumed runs keep their "
+        "earlier steps, so the trend table reads on from them",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args()
@@ -163,9 +174,10 @@ def main() -> None:
         for label in labels
         if label in history
     ]
+    lr_text = f"cut to {args.lr / 10:g} from step {args.decay_at}" if args.decay_at else "constant"
     budget = (
         f"trained rows: {args.steps} steps, batch {args.batch}, LR patch {args.patch}, "
-        f"{args.feats} features, {args.blocks} blocks, Adam {args.lr:g} constant, seed "
+        f"{args.feats} features, {args.blocks} blocks, Adam {args.lr:g} {lr_text}, seed "
         f"{args.seed}, {torch.get_num_threads()} CPU thread(s); train {args.train}, held-out "
         f"{args.val}; GT and Refs in the LR's geometry (_captured: as the files are); s_per_mp = seconds per output megapixel"
     )

@@ -4,6 +4,7 @@ from PIL import Image as PILImage
 
 from zoomsr.cli.main import main
 from zoomsr.io import read_image
+from zoomsr.models.zeroshot.kernelgan import estimate_kernel
 
 
 def _one_error_line(capsys) -> str:
@@ -49,6 +50,10 @@ def test_wrong_scales_and_misplaced_flags_exit_2(tmp_path, image, capsys):
     cases = [
         (["kernel", str(image), "-o", str(tmp_path / "k.npy"), "--scale", "3"], "x2 and x4"),
         (["kernel", str(image), "-o", str(tmp_path / "k.txt"), "--scale", "2"], ".npy"),
+        (
+            ["kernel", str(image), "-o", str(tmp_path / "k.npy"), "--scale", "2", "--runs", "0"],
+            "--runs must be at least 1",
+        ),
         (
             [
                 "upscale",
@@ -124,6 +129,21 @@ def test_zssr_upscale_and_kernel_commands_write_their_files(tmp_path, image, cap
     args = ["upscale", str(image), "-o", str(out2), "--model", "zssr", "--scale", "2"]
     assert main([*args, "--kernel", str(k), "--iterations", "2", "-q"]) == 0
     assert out2.is_file()
+    # default: the medoid of three seeded runs; --runs 1: the seed's run alone. A seed whose
+    # medoid is another run's tells the two apart.
+    lr = read_image(big).color[None]
+    seed, medoid = next(
+        (s, k)
+        for s in range(10)
+        for k, r in [estimate_kernel(lr, 2, iterations=3, seed=s, runs=3)]
+        if r.seed != s
+    )
+    first = estimate_kernel(lr, 2, iterations=3, seed=seed, runs=1)[0]
+    for runs, expected in ((None, medoid), ("1", first)):
+        argv = ["kernel", str(big), "-o", str(k), "--scale", "2", "--seed", str(seed)]
+        argv += ["--runs", runs] if runs else []
+        assert main([*argv, "--iterations", "3", "-q"]) == 0
+        assert np.array_equal(np.load(k), expected)
 
 
 def test_models_lists_zssr(capsys):

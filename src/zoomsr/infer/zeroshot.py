@@ -86,11 +86,13 @@ def estimate_kernel(
     scale: int,
     *,
     iterations: int | None = None,
+    runs: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: Progress = lambda it, _desc: it,
 ):
-    """KernelGAN's SR kernel of ``lr`` ``(1, C, h, w)`` at x2 or x4, and its report."""
+    """KernelGAN's SR kernel of ``lr`` ``(1, C, h, w)`` at x2 or x4, and its report
+    (``runs`` restarts, None: the model's default; see ``models.zeroshot.kernelgan``)."""
     from zoomsr.models.zeroshot.kernelgan import estimate_kernel as _estimate
 
     if scale not in KERNELGAN_SCALES:
@@ -98,6 +100,7 @@ def estimate_kernel(
             f"KernelGAN estimates x2 and x4 kernels; --scale {scale} is not supported"
         )
     config = {"seed": seed} | ({"iterations": iterations} if iterations is not None else {})
+    config |= {"runs": runs} if runs is not None else {}
     return _estimate(lr, scale, device=device, progress=progress, **config)
 
 
@@ -108,6 +111,7 @@ def kernel_file(
     *,
     plot: str | Path | None = None,
     iterations: int | None = None,
+    runs: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: Progress = lambda it, _desc: it,
@@ -132,7 +136,13 @@ def kernel_file(
         raise ZoomsrError(f"--plot '{plot}' must be an image file name, e.g. K.png")
     image = read_image(src)
     kernel, _report = estimate_kernel(
-        image.color[None], scale, iterations=iterations, seed=seed, device=device, progress=progress
+        image.color[None],
+        scale,
+        iterations=iterations,
+        runs=runs,
+        seed=seed,
+        device=device,
+        progress=progress,
     )
     path = save_kernel(dst, kernel)
     if plot is not None:

@@ -24,6 +24,13 @@ The published recipe (paper and official code):
 - the kernel: taps below 0.75 x the 41st largest are zeroed, then renormalised and aligned.
   x4: the x2 kernel applied twice (analytic).
 
+Restarts (zoomsr, not in the paper): one run's estimate depends on its seed. G starts near zero
+(six layers of small weights) and sometimes never leaves it: the run ends with G's output ~0 and
+a kernel made of noise. Other runs land on kernels of different widths, and ZSSR punishes a
+too-wide kernel hard (it learns to over-sharpen). ``estimate_kernel(runs=N)`` trains N seeds,
+drops runs that never came close to bicubic downscaling (dead G), and returns the medoid: the
+kernel most similar (NCC) to the others. ``runs=1`` is the published recipe.
+
 Speed: G's forward applies the composed 13x13 kernel (one small strided conv per channel)
 instead of the six layers; the function of the weights, and so the gradients and the training,
 are the same as the layer-by-layer net's (:meth:`DeepLinearGenerator.forward_layerwise`).
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -45,11 +52,14 @@ from zoomsr.models.zeroshot.kernels import (
     align_kernel,
     analytic_x4_kernel,
     bicubic_kernel,
+    kernel_similarity,
     zeroize_negligible,
 )
 from zoomsr.ops.resize import imresize
 
 Progress = Callable[[Iterable, str], Iterable]
+
+DEFAULT_RUNS = 3  # restarts per estimate (see the module notes); 1 is the published recipe
 
 
 @dataclass
@@ -195,9 +205,16 @@ class KernelGANReport:
 
     iterations: int = 0
     seconds: float = 0.0
+    seed: int = 0
+    # G's output came close to bicubic downscaling; a run that never does ended with G ~ 0
+    prior_met: bool = False
     raw_kernel: np.ndarray | None = None  # G's kernel before the clean-up
     kernel_x2: np.ndarray | None = None
     lambda_bicubic: list[float] = field(default_factory=list)
+    # with restarts: every run's report (this one's included) and the chosen run's mean NCC
+    # to the other live runs
+    runs: list[KernelGANReport] = field(default_factory=list)
+    agreement: float | None = None
 
 
 # ------------------------------------------------------------------------------ crop sampling
@@ -365,6 +382,8 @@ class KernelGAN:
         with torch.no_grad():
             raw = self.G.kernel().double().cpu().numpy()
         self.report.iterations = it + 1
+        self.report.seed = cfg.seed
+        self.report.prior_met = schedule.similar_to_bicubic
         self.report.raw_kernel = raw
         kernel = align_kernel(zeroize_negligible(raw, cfg.n_filtering), 2)
         self.report.kernel_x2 = kernel
@@ -408,16 +427,43 @@ class _Schedule:
                 self.insert_constraints = False
 
 
+def medoid_run(reports: list[KernelGANReport]) -> KernelGANReport:
+    """The live run whose kernel is most similar to the other live runs' (all, if none lives)."""
+    live = [r for r in reports if r.prior_met] or reports
+    if len(live) == 1:
+        return live[0]
+    similarity = [
+        [kernel_similarity(a.kernel_x2, b.kernel_x2) for b in live if b is not a] for a in live
+    ]
+    best = max(range(len(live)), key=lambda i: sum(similarity[i]))  # first of equals
+    live[best].agreement = float(np.mean(similarity[best]))
+    return live[best]
+
+
 def estimate_kernel(
     image: torch.Tensor,
     scale: int = 2,
     device: str | torch.device = "cpu",
     progress: Progress = lambda it, _desc: it,
+    runs: int = DEFAULT_RUNS,
     **config,
 ) -> tuple[np.ndarray, KernelGANReport]:
-    """The aligned SR kernel of ``image`` at x2 or x4 (x4: the x2 estimate applied twice)."""
+    """The aligned SR kernel of ``image`` at x2 or x4 (x4: the x2 estimate applied twice).
+
+    ``runs`` KernelGANs with seeds ``seed``, ``seed + 1``, ...; the medoid's kernel is returned
+    with its report (``report.runs`` holds every run's).
+    """
     if scale not in (2, 4):
         raise ZoomsrError(f"KernelGAN estimates x2 and x4 kernels, not x{scale}")
-    gan = KernelGAN(make_config(**config), device)
-    k2 = gan.run(image, progress)
-    return (k2 if scale == 2 else analytic_x4_kernel(k2)), gan.report
+    if runs < 1:
+        raise ZoomsrError(f"KernelGAN needs at least one run, got {runs}")
+    cfg = make_config(**config)
+    reports = []
+    for i in range(runs):
+        gan = KernelGAN(replace(cfg, seed=cfg.seed + i), device)
+        gan.run(image, progress)
+        reports.append(gan.report)
+    chosen = medoid_run(reports)
+    chosen.runs = reports
+    k2 = chosen.kernel_x2
+    return (k2 if scale == 2 else analytic_x4_kernel(k2)), chosen
