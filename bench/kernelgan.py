@@ -57,6 +57,8 @@ SCALE = 2
 COLUMNS = [
     "image",
     "kernel",
+    "chosen_seed",
+    "dead_runs",
     "kernel_ncc",
     "single_ncc",
     "bicubic_ncc",
@@ -295,11 +297,11 @@ def main() -> None:
         return
     rows, figure = [], []
     for name, _hr, _lr, true_k, _params in test_set:
-        row = cached[name]
+        row = {**cached[name], "dead_runs": " ".join(map(str, cached[name]["dead_runs"]))}
         rows.append(row)
         kernels = [np.load(cache / f"{name}_{k}.npy") for k in ("kernel_run1", "kernel")]
         figure.append((name, [true_k, *kernels], [row["single_ncc"], row["kernel_ncc"]]))
-    numeric = [c for c in COLUMNS[2:] if all(c in r for r in rows)]
+    numeric = [c for c in COLUMNS[4:] if all(c in r for r in rows)]
     rows.append(
         {"image": "mean", **{c: round(statistics.fmean(r[c] for r in rows), 4) for c in numeric}}
     )
