@@ -8,8 +8,10 @@ each HR is the centre ``--hr-size`` crop of a photo from ../shared/data/photos; 
 11x11 anisotropic Gaussian with covariance eigenvalues U(0.35, 5), angle U(0, π) and ±40%
 multiplicative noise per tap (seeded per image); LR = (HR ⋆ k)[::2, ::2], saved to 8 bits.
 
-For each image: KernelGAN estimates the kernel from the LR alone; ZSSR x2 runs with the
-bicubic kernel (its ideal-case recipe) and with the estimated kernel (its given-kernel recipe);
+For each image: KernelGAN estimates the kernel from the LR alone (``--kernel-runs`` seeded runs,
+the medoid kept, as ``zoomsr kernel`` does; the first run alone is the published recipe and is
+scored too); ZSSR x2 runs with the bicubic kernel (its ideal-case recipe) and with the estimated
+kernel (its given-kernel recipe);
 ``--true-kernel`` adds ZSSR with the true kernel (an upper bound). PSNR/SSIM follow the SISR
 convention (Y, shave 2, 8-bit output). ``kernel_ncc`` is the normalised correlation of a kernel
 with the true one. Writes the table (md/csv/json) and a figure of true vs estimated kernels

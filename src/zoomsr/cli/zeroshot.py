@@ -22,8 +22,8 @@ def add_zeroshot_flags(parser) -> None:
     g.add_argument(
         "--kernel",
         metavar="K.npy|auto",
-        help="SR kernel of the input: a .npy file ('zoomsr kernel'), or auto (KernelGAN first); "
-        "default bicubic",
+        help="SR kernel of the input: a .npy file ('zoomsr kernel'), or auto (KernelGAN first, "
+        "as 'zoomsr kernel' makes it); default bicubic",
     )
     g.add_argument(
         "--iterations",
