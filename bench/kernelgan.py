@@ -82,11 +82,13 @@ def degrade(hr: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
     return quantize(lr.clamp(0, 1))
 
 
-def make_test_set(photos: Path, images: int, hr_size: int, seed: int) -> list[tuple]:
-    """``(name, hr, lr, true_kernel, kernel_params)`` for the first ``images`` photos: the
-    centre ``hr_size`` crop (even) as HR, LR = (HR ⋆ k)[::2, ::2] on 8 bits, k seeded per image."""
+def make_test_set(photos: Path, images: int, hr_size: int, seed: int, skip: int = 0) -> list[tuple]:
+    """``(name, hr, lr, true_kernel, kernel_params)`` for ``images`` photos from the ``skip``-th
+    (sorted by name): the centre ``hr_size`` crop (even) as HR, LR = (HR ⋆ k)[::2, ::2] on 8 bits,
+    k seeded per image (by its place in the folder)."""
     items = []
-    for index, path in enumerate(list_images(str(photos))[:images]):
+    chosen = list(enumerate(list_images(str(photos))))[skip : skip + images]
+    for index, path in chosen:
         hr = read_image(path).color[None]
         h, w = hr.shape[-2:]
         s = min(hr_size, h, w) // SCALE * SCALE
