@@ -214,6 +214,12 @@ def kernel_figure(items: list[tuple[str, list[np.ndarray], list[float]]], path: 
     atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
 
 
+def with_mean(rows: list[dict], numeric: list[str]) -> list[dict]:
+    """``rows`` and a last row of the means of the ``numeric`` columns."""
+    means = {c: round(statistics.fmean(r[c] for r in rows), 4) for c in numeric}
+    return [*rows, {"image": "mean", **means}]
+
+
 def cached_row(cache: Path, name: str) -> dict | None:
     path = cache / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -305,10 +311,7 @@ def main() -> None:
         rows.append(row)
         kernels = [np.load(cache / f"{name}_{k}.npy") for k in ("kernel_run1", "kernel")]
         figure.append((name, [true_k, *kernels], [row["single_ncc"], row["kernel_ncc"]]))
-    numeric = [c for c in COLUMNS[4:] if all(c in r for r in rows)]
-    rows.append(
-        {"image": "mean", **{c: round(statistics.fmean(r[c] for r in rows), 4) for c in numeric}}
-    )
+    rows = with_mean(rows, [c for c in COLUMNS[4:] if all(c in r for r in rows)])
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     note = (
         f"{len(test_set)} photos, centre {args.hr_size}px HR, x2 with DIV2KRK-style random kernels "

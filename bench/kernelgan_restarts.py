@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernelgan import REPO, SCALE, make_test_set
+from kernelgan import REPO, SCALE, make_test_set, with_mean
 
 from zoomsr.atomic import write_text
 from zoomsr.models.zeroshot.kernelgan import estimate_kernel
@@ -84,10 +83,7 @@ def main() -> None:
         print(f"{len(rows)} of {len(test_set)} images done (cache {cache}); rerun for the table")
         return
     columns = list(rows[0])
-    numeric = [c for c in columns if c.startswith("ncc_")]
-    rows.append(
-        {"image": "mean", **{c: round(statistics.fmean(r[c] for r in rows), 4) for c in numeric}}
-    )
+    rows = with_mean(rows, [c for c in columns if c.startswith("ncc_")])
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     note = (
         f"photos {args.skip + 1}-{args.skip + len(test_set)} of {args.photos} (sorted), centre "
