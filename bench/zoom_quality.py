@@ -13,6 +13,8 @@ megapixel of the model's run on this machine.
     zoomsr simulate --photos ../shared/data/Set14/HR --ratio 4 --refs 2,4 \\
         -o data/sim_triple_val --seed 1
     .venv/bin/python bench/zoom_quality.py --train data/sim_triple --val data/sim_triple_val
+    # the README's table: runs trained to 450 steps at a constant lr, then
+    .venv/bin/python bench/zoom_quality.py --train ... --val ... --steps 600 --decay-at 450
 
 The dual-zoom models train and test on the same captures with the x4 Ref only; the EDSR-baseline
 learns LR -> GT of the same captures with L1 (the supervised answer to the same data, misaligned
