@@ -139,7 +139,6 @@ def given_kernel_scores(row: dict, lr, hr, est_k, single_k, true_k, suite, args)
         if same
         else round(suite(zssr(lr, single_k, args)[0], hr, SCALE)["psnr"], 3)
     )
-    row.pop("psnr_zssr_true", None)  # made with the older recipe
     row["given_kernel_recipe"] = GIVEN_KERNEL_RECIPE
     return true_kernel_score(row, lr, hr, true_k, suite, args) if args.true_kernel else row
 
