@@ -2,6 +2,9 @@
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/zssr.py                      # Set5 x2, the recipe
     .venv/bin/python bench/zssr.py --images 1 --crop 48 --iterations 40  # a quick smoke run
+    .venv/bin/python bench/zssr.py --gradual     # the official six-step x2 schedule (~6x longer)
+    # two processes, one thread each, then a plain call for the table
+    for i in 0 1; do OMP_NUM_THREADS=1 .venv/bin/python bench/zssr.py --shard $i/2 & done; wait
 
 Scores follow the SISR convention of ``zoomsr eval`` (Y channel, shave = scale, 8-bit output);
 the LR images are the dataset's own (``LR_bicubic/X2`` for Set5). Published: ZSSR paper
@@ -10,13 +13,20 @@ the LR images are the dataset's own (``LR_bicubic/X2`` for Set5). Published: ZSS
 Each image is trained from scratch with the recipe's defaults (3000 iterations at most per
 scale step, stopping when the learning rate has decayed below 9e-6). ``--crop N`` scores only
 the centre N x N of each LR image (and its HR), for quick runs; such runs are written under
-another name so they never replace the full table. Prints the table and writes it as
+another name so they never replace the full table. Each finished image is cached (next to
+the table, ``..._cache/``) so runs can be sharded and resumed. Prints the table and writes it as
 md/csv/json (default ``bench/results/zssr_<data>_x<scale>[...]``).
+
+``--crop-sampling`` says where the fathers' crops lie: ``gradient`` (zoomsr's default: centres
+drawn by gradient magnitude, crops kept inside the image), ``uniform`` (uniform centres, kept
+inside) or ``official`` (the official code's placement, whose crops of small or shrunk images
+reach past the border into black).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -29,6 +39,7 @@ from zoomsr.data.sisr import find_eval_pairs, load_eval_sample
 from zoomsr.metrics.conventions import get_convention
 from zoomsr.metrics.suite import MetricSuite
 from zoomsr.models.registry import load_model
+from zoomsr.models.zeroshot.zssr import CROP_SAMPLINGS, GRADUAL_X2
 from zoomsr.ops.resize import imresize
 from zoomsr.tables import text_table, write_report
 
@@ -60,9 +71,20 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--crop-sampling",
-        choices=("gradient", "uniform"),
+        choices=CROP_SAMPLINGS,
         default="gradient",
-        help="where fathers' crops are centred: gradient-weighted (default) or uniform (official)",
+        help="where fathers' crops lie (see above; default gradient)",
+    )
+    p.add_argument(
+        "--gradual",
+        action="store_true",
+        help="x2 in the official six anisotropic steps (X2_GRADUAL_IDEAL_CONF; ~6x the time)",
+    )
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="I/N",
+        help="only every N-th image from the I-th (run N processes; a last plain run writes the table)",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None)
@@ -76,55 +98,78 @@ def main() -> None:
         tag += f"_it{args.iterations}"
     if args.crop_sampling != "gradient":
         tag += f"_{args.crop_sampling}"
+    if args.gradual:
+        if args.scale != 2:
+            raise SystemExit("--gradual is the official x2 schedule: use it with --scale 2")
+        tag += "_gradual"
     out = args.out or REPO / "bench" / "results" / tag
     convention = get_convention("sisr")
     suite = MetricSuite(convention, ("psnr", "ssim"))
     pairs = find_eval_pairs(args.data, args.scale)
     pairs = pairs[: args.images] if args.images else pairs
 
-    rows = []
-    for pair in pairs:
-        sample = load_eval_sample(pair, args.scale)
-        lr, hr = sample.lr, sample.hr
-        if args.crop:
-            h, w = lr.shape[-2:]
-            t, l0 = max(0, (h - args.crop) // 2), max(0, (w - args.crop) // 2)
-            lr = lr[..., t : t + args.crop, l0 : l0 + args.crop]
-            s = args.scale
-            hr = hr[..., s * t : s * (t + lr.shape[-2]), s * l0 : s * (l0 + lr.shape[-1])]
-        model = load_model(
-            "zssr",
-            args.scale,
-            args.device,
-            iterations=args.iterations,
-            seed=args.seed,
-            crop_sampling=args.crop_sampling,
-        )
-        started = time.perf_counter()
-        sr = model(lr)
-        total = time.perf_counter() - started
-        report = model.last_report
-        bicubic = imresize(lr.double(), args.scale, levels=2**sample.bit_depth - 1).float()
-        scores = suite(sr, hr, args.scale)
-        rows.append(
-            {
-                "image": pair.name,
-                "lr_size": f"{lr.shape[-1]}x{lr.shape[-2]}",
-                "psnr": round(scores["psnr"], 3),
-                "ssim": round(scores["ssim"], 4),
-                "bicubic_psnr": round(suite(bicubic, hr, args.scale)["psnr"], 3),
-                "iterations": report.total_iterations,
-                "train_s": round(report.train_seconds, 1),
-                "output_s": round(report.output_seconds, 1),
-                "total_s": round(total, 1),
-                "s_per_iteration": round(report.train_seconds / report.total_iterations, 4),
-            }
-        )
-        print(
-            f"{pair.name}: {rows[-1]['psnr']} dB in {rows[-1]['iterations']} iterations, "
-            f"{rows[-1]['total_s']} s",
-            file=sys.stderr,
-        )
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    cache = Path(str(out) + "_cache")  # one row per finished image: reruns skip it
+    cache.mkdir(parents=True, exist_ok=True)
+    for index, pair in enumerate(pairs):
+        if index % shards != shard or (cache / f"{pair.name}.json").exists():
+            continue
+        row = score_image(pair, args, suite)
+        (cache / f"{pair.name}.json").write_text(json.dumps(row))
+    missing = [pair.name for pair in pairs if not (cache / f"{pair.name}.json").exists()]
+    if missing:
+        print(f"{len(pairs) - len(missing)} of {len(pairs)} images done (cache {cache})")
+        return
+    rows = [json.loads((cache / f"{pair.name}.json").read_text()) for pair in pairs]
+    table(rows, args, data, convention, out)
+
+
+def score_image(pair, args, suite) -> dict:
+    """ZSSR on one image from scratch: its table row."""
+    sample = load_eval_sample(pair, args.scale)
+    lr, hr = sample.lr, sample.hr
+    if args.crop:
+        h, w = lr.shape[-2:]
+        t, l0 = max(0, (h - args.crop) // 2), max(0, (w - args.crop) // 2)
+        lr = lr[..., t : t + args.crop, l0 : l0 + args.crop]
+        s = args.scale
+        hr = hr[..., s * t : s * (t + lr.shape[-2]), s * l0 : s * (l0 + lr.shape[-1])]
+    model = load_model(
+        "zssr",
+        args.scale,
+        args.device,
+        iterations=args.iterations,
+        seed=args.seed,
+        crop_sampling=args.crop_sampling,
+        **(GRADUAL_X2 if args.gradual else {}),
+    )
+    started = time.perf_counter()
+    sr = model(lr)
+    total = time.perf_counter() - started
+    report = model.last_report
+    bicubic = imresize(lr.double(), args.scale, levels=2**sample.bit_depth - 1).float()
+    scores = suite(sr, hr, args.scale)
+    row = {
+        "image": pair.name,
+        "lr_size": f"{lr.shape[-1]}x{lr.shape[-2]}",
+        "psnr": round(scores["psnr"], 3),
+        "ssim": round(scores["ssim"], 4),
+        "bicubic_psnr": round(suite(bicubic, hr, args.scale)["psnr"], 3),
+        "iterations": report.total_iterations,
+        "train_s": round(report.train_seconds, 1),
+        "output_s": round(report.output_seconds, 1),
+        "total_s": round(total, 1),
+        "s_per_iteration": round(report.train_seconds / report.total_iterations, 4),
+    }
+    print(
+        f"{pair.name}: {row['psnr']} dB in {row['iterations']} iterations, {row['total_s']} s",
+        file=sys.stderr,
+    )
+    return row
+
+
+def table(rows: list[dict], args, data: str, convention, out: Path) -> None:
+    """Print and write the table with its mean row."""
     mean = {
         "image": "mean",
         "psnr": round(statistics.fmean(r["psnr"] for r in rows), 3),
@@ -137,14 +182,17 @@ def main() -> None:
             sum(r["train_s"] for r in rows) / sum(r["iterations"] for r in rows), 4
         ),
     }
-    rows.append(mean)
+    rows = [*rows, mean]
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     published = PUBLISHED.get((data, args.scale))
     note = (
         f"ZSSR (zoomsr recipe defaults, bicubic kernel, seed {args.seed}, at most "
-        f"{args.iterations} iterations per scale step, {args.crop_sampling} crop centres) on {data} x{args.scale}"
+        f"{args.iterations} iterations per scale step, {args.crop_sampling} crop placement"
+        + (", the official gradual x2 steps" if args.gradual else "")
+        + ") "
+        f"on {data} x{args.scale}"
         + (f", centre {args.crop}x{args.crop} LR crops" if args.crop else "")
-        + f"; {convention.describe(args.scale)}; {args.device}, {threads} thread(s). "
+        + f"; {convention.describe(args.scale)}; {args.device}, {threads} thread(s) per image. "
         + (
             f"Published (ZSSR paper, Table 1): {published} dB; here {mean['psnr']} dB "
             f"({mean['psnr'] - published:+.2f})."

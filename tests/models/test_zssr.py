@@ -7,6 +7,7 @@ import torch
 from zoomsr.errors import ZoomsrError
 from zoomsr.metrics.psnr import psnr
 from zoomsr.models.registry import get_spec, load_model
+from zoomsr.models.zeroshot import zssr as zssr_module
 from zoomsr.models.zeroshot.kernels import (
     align_kernel,
     analytic_x4_kernel,
@@ -15,13 +16,17 @@ from zoomsr.models.zeroshot.kernels import (
     random_blindsr_kernel,
 )
 from zoomsr.models.zeroshot.zssr import (
+    GRADUAL_X2,
     ZSSR,
     Downscaler,
     FatherSampler,
     ZSSRConfig,
+    _dihedral,
+    _Run,
     back_project,
     default_scale_steps,
     gradient_loss_map,
+    official_crop_centres,
     resize,
 )
 from zoomsr.ops.degrade.kernels import anisotropic_gaussian_kernel, blur_downsample
@@ -86,6 +91,13 @@ def test_resize_with_scale_and_size_matches_imresize_and_keeps_fractional_scale(
     assert torch.allclose(y[0, 0, 0, 3:9], (torch.arange(3, 9) + 0.5) / 1.5 - 0.5, atol=1e-4)
 
 
+@pytest.mark.parametrize("scales", [(1.5, 1.0), (1.0, 1.5), (2.0, 1.5), (1 / 1.5, 0.5)])
+def test_resize_takes_one_scale_per_axis(scales):
+    x = torch.rand(1, 3, 24, 36)
+    size = (round(24 * scales[0]), round(36 * scales[1]))
+    assert torch.allclose(resize(x, scales, size), imresize(x, size=size), atol=1e-5)
+
+
 # ---------------------------------------------------------------------------- fathers
 
 
@@ -122,6 +134,70 @@ def test_affine_fathers_are_seeded_and_in_range():
     a, b, c = draw(1), draw(1), draw(2)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.min() >= 0 and a.max() <= 1
+
+
+def _official_transform(scale, diff, reflect, theta, shear, shift, size, exact):
+    """The official random_augment's matrix (utils.py), written out from its description."""
+    h, w = size
+    to_centre = np.array([[1, 0, -w / 2.0], [0, 1, -h / 2.0], [0, 0, 1]])
+    back = np.array([[1, 0, w / 2.0], [0, 1, h / 2.0], [0, 0, 1]])
+    shift = np.array([[1, 0, -shift[0]], [0, 1, -shift[1]], [0, 0, 1]])
+    if exact:
+        to_centre, back, shift = np.round(to_centre), np.round(back), np.round(shift)
+    scale_m = np.diag([reflect * (scale + diff / 2), scale - diff / 2, 1.0])
+    c, s = math.cos(theta), math.sin(theta)
+    rot = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
+    shear_m = np.array([[1, shear[0], 0], [shear[1], 1, 0], [0, 0, 1]])
+    return back @ shift @ shear_m @ rot @ scale_m @ to_centre
+
+
+@pytest.mark.parametrize(
+    "scale, diff, reflect, theta, shear, exact",
+    [
+        (0.6, 0.1, -1.0, 0.7, (0.05, -0.08), False),  # shrunk: the crop reaches into black
+        (0.95, -0.2, 1.0, 4.0, (-0.1, 0.02), False),
+        (1.0, 0.0, -1.0, math.pi / 2, (0.0, 0.0), True),  # an exact quarter turn and mirror
+        (1.0, 0.0, 1.0, 0.0, (0.0, 0.0), True),  # left as is: a plain crop
+    ],
+)
+def test_official_crop_placement_matches_the_official_warp(
+    scale, diff, reflect, theta, shear, exact
+):
+    cv2 = pytest.importorskip("cv2")
+    h, w, crop = 150, 170, 128
+    yy, xx = np.mgrid[0:h, 0:w] / 20.0
+    image = np.stack([np.sin(xx) * np.cos(yy), np.cos(xx + yy), np.sin(0.7 * xx)], -1) * 0.4 + 0.5
+    u = np.array([[0.3, 0.8]])
+    shift = u[0] * np.clip(scale * np.array([w, h]) - crop, 0, None)
+    t = _official_transform(scale, diff, reflect, theta, shear, shift, (h, w), exact)
+    want = cv2.warpPerspective(image.astype(np.float32), t, (crop, crop), flags=cv2.INTER_CUBIC)
+
+    a_inv = np.linalg.inv(t[:2, :2])[None]
+    centre = official_crop_centres(a_inv, np.array([scale]), np.array([not exact]), (h, w), crop, u)
+    sampler = FatherSampler(ZSSRConfig(crop_sampling="official"), crop, torch.Generator())
+    src = torch.from_numpy(image.transpose(2, 0, 1)).float()[None]
+    got = sampler._warp(src, a_inv, centre, h, w)[0].numpy().transpose(1, 2, 0)
+    # cv2 rounds sampling positions to 1/32 pixel; a misplaced crop is off by whole pixels.
+    assert np.abs(got - want).mean() < 2e-3
+    # Shrunk or turned crops reach past the image into black, whole-pixel crops stay inside.
+    assert (want == 0).all(-1).any() == (not exact)
+
+
+def test_official_placement_crops_small_images_at_full_size_into_black():
+    image = torch.rand(1, 3, 40, 50) * 0.8 + 0.1  # no black of its own
+    for placement, side in (("official", 64), ("gradient", 40)):
+        cfg = ZSSRConfig(crop_sampling=placement, crop_size=64)
+        run = _Run(cfg, image, (2.0,), [None], torch.device("cpu"), None)
+        assert run._crop_size() == side  # only the official crops are larger than the image
+    sampler = FatherSampler(ZSSRConfig(crop_sampling="official"), 64, torch.Generator())
+    sampler.add_source(image, 1.0)
+    fathers = sampler.sample(16, 1.0)
+    assert fathers.shape == (16, 3, 64, 64)
+    black = (fathers == 0).all(1).flatten(1).any(1)
+    assert bool(black.all())  # every 64-px crop of a 40x50 image reaches past it
+    kept = FatherSampler(ZSSRConfig(), 40, torch.Generator())
+    kept.add_source(image, 1.0)
+    assert not bool((kept.sample(16, 1.0)[:, :, 16:24, 16:24] == 0).all(1).any())
 
 
 def test_gradient_loss_map_has_mean_one_a_zero_border_and_weights_edges():
@@ -216,6 +292,35 @@ def test_gradual_steps_and_kernels():
     assert sr.shape == (1, 3, 64, 64) and model.last_report.scale_steps == [2.0, 4.0]
     with pytest.raises(ZoomsrError, match="integer scale"):
         ZSSR(3, iterations=1).upscale(lr, steps=(1.5, 3.0), kernels=[k2, None])
+
+
+def test_official_gradual_x2_runs_its_anisotropic_steps(monkeypatch):
+    lr = synthetic(20, seed=5)
+    members, counts = [], []
+    real_back_project = zssr_module.back_project
+
+    def spy_dihedral(x, k):
+        members.append(k)
+        return _dihedral(x, k)
+
+    def spy_back_project(sr, lr, down, n):
+        counts.append(n)
+        return real_back_project(sr, lr, down, n)
+
+    monkeypatch.setattr(zssr_module, "_dihedral", spy_dihedral)
+    monkeypatch.setattr(zssr_module, "back_project", spy_back_project)
+    model = ZSSR(2, iterations=2, crop_size=16, **GRADUAL_X2)
+    sr = model(lr)
+    assert sr.shape == (1, 3, 40, 40)
+    steps = [(1.0, 1.5), (1.5, 1.0), 1.5, (1.5, 2.0), (2.0, 1.5), 2.0]
+    assert model.last_report.scale_steps == steps
+    # Anisotropic steps ensemble over half turns and mirrors only, isotropic ones over all 8.
+    assert members == [0, 2, 4, 6] * 2 + list(range(8)) + [0, 2, 4, 6] * 2 + list(range(8))
+    # Each step back-projects its members and their median with its own count.
+    per_step = [c for c in GRADUAL_X2["back_projection"] for _ in range(5 if c in (6, 10) else 9)]
+    assert counts == per_step
+    with pytest.raises(ZoomsrError, match="back-projection counts"):
+        ZSSR(2, iterations=1, back_projection=(1, 2)).upscale(lr, steps=(1.5, 2.0, 2.0))
 
 
 def test_a_given_kernel_follows_kernelgans_zssr_recipe():

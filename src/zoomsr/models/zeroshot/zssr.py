@@ -77,19 +77,28 @@ class ZSSRConfig:
     min_scale: float = 0.5
     scale_diff_sigma: float = 0.25
     shear_sigma: float = 0.1
-    # None: "gradient" with the bicubic kernel (zoomsr), "uniform" with a given one (official)
+    # Where fathers' crops lie. None: "gradient" with the bicubic kernel (zoomsr), "uniform"
+    # with a given one (KernelGAN's ZSSR); "official": the official random_augment placement.
     crop_sampling: str | None = None
     augment: bool | None = None  # warps/rotations of fathers; None: with the bicubic kernel only
     loss_map: bool | None = None  # gradient-weighted L1; None: with a given kernel only
     allow_rotation: bool | None = None  # None: with the bicubic kernel only
     ensemble: bool | None = None  # None: with the bicubic kernel only
-    back_projection: int | None = None  # None: 10 (bicubic kernel) or 2 (given kernel)
-    scale_steps: tuple[float, ...] | None = None  # None: see default_scale_steps
+    # Back-projections of the output, one count or one per scale step.
+    back_projection: int | tuple[int, ...] | None = None  # None: 10 (bicubic) or 2 (given kernel)
+    # Scale of each step over the input: a factor or a (vertical, horizontal) pair.
+    scale_steps: tuple[float | tuple[float, float], ...] | None = None  # None: default_scale_steps
     tile: int = 512  # HR tile side for full-image passes
     # Training layout; None: channels-last on CUDA only. On 2 AVX2 cores (one thread) NCHW
     # trained 15% faster; full-image passes always run channels-last (1.5x faster there).
     channels_last: bool | None = None
     seed: int = 0
+
+
+# gradient: centres drawn by gradient magnitude, footprint kept inside the image (zoomsr);
+# uniform: centres uniform, footprint kept inside; official: the official random_augment, whose
+# crops of small or shrunk images reach past the border into black.
+CROP_SAMPLINGS = ("gradient", "uniform", "official")
 
 
 def make_config(**overrides) -> ZSSRConfig:
@@ -100,9 +109,10 @@ def make_config(**overrides) -> ZSSRConfig:
             f"unknown ZSSR option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
         )
     cfg = ZSSRConfig(**overrides)
-    if cfg.crop_sampling not in (None, "gradient", "uniform"):
+    if cfg.crop_sampling not in (None, *CROP_SAMPLINGS):
         raise ZoomsrError(
-            f"ZSSR crop_sampling must be 'gradient' or 'uniform', not '{cfg.crop_sampling}'"
+            f"ZSSR crop_sampling must be one of {', '.join(CROP_SAMPLINGS)},"
+            f" not '{cfg.crop_sampling}'"
         )
     if cfg.iterations < 1:
         raise ZoomsrError(f"ZSSR needs at least one iteration, got {cfg.iterations}")
@@ -125,6 +135,27 @@ def with_kernel_defaults(cfg: ZSSRConfig, given: bool) -> ZSSRConfig:
         ensemble=pick(cfg.ensemble, not given),
         back_projection=pick(cfg.back_projection, 2 if given else 10),
     )
+
+
+# The official X2_GRADUAL_IDEAL_CONF (configs.py): six anisotropic steps up to x2 with their
+# back-projection counts; "~0.3 dB better results, 6x runtime" (official README).
+GRADUAL_X2 = {
+    "scale_steps": ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5), (2.0, 2.0)),
+    "back_projection": (6, 6, 8, 10, 10, 12),
+}
+
+
+def as_pair(scale: float | Sequence[float]) -> tuple[float, float]:
+    """A scale as a (vertical, horizontal) pair."""
+    if isinstance(scale, (int, float)):
+        return float(scale), float(scale)
+    sy, sx = scale
+    return float(sy), float(sx)
+
+
+def describe_scale(scale: tuple[float, float]) -> str:
+    sy, sx = scale
+    return f"x{sy:g}" if sy == sx else f"x{sy:g}x{sx:g}"
 
 
 def default_scale_steps(scale: float) -> tuple[float, ...]:
@@ -172,18 +203,25 @@ class ZSSRNet(nn.Module):
 # ------------------------------------------------------------------------------- resizing
 
 
-def resize(x: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
-    """MATLAB bicubic resize with both the scale and the output size given.
+def resize(
+    x: torch.Tensor, scale: float | tuple[float, float], size: tuple[int, int]
+) -> torch.Tensor:
+    """MATLAB bicubic resize with both the scale (one, or one per axis) and the output size given.
 
     ZSSR's fractional steps (x1.5 of a 85-pixel son into a 128-pixel father) need both:
     the size alone would stretch the scale and the scale alone would miss the size.
     """
-    for axis in (0, 1) if scale <= 1 else (1, 0):
+    scales = as_pair(scale)
+    if scales[0] == scales[1]:
+        order = (0, 1) if scales[0] <= 1 else (1, 0)
+    else:
+        order = (0, 1) if scales[0] < scales[1] else (1, 0)  # the smaller scale first
+    for axis in order:
         dim = x.dim() - 2 + axis
         n_in, n_out = x.shape[dim], size[axis]
-        if n_in == n_out and scale == 1:
+        if n_in == n_out and scales[axis] == 1:
             continue
-        idx, w = contributions(n_in, n_out, float(scale), True)
+        idx, w = contributions(n_in, n_out, scales[axis], True)
         idx_t = torch.from_numpy(idx).to(x.device)
         w_t = torch.from_numpy(w).to(device=x.device, dtype=x.dtype)
         g = x.index_select(dim, idx_t.reshape(-1))
@@ -198,21 +236,30 @@ def resize(x: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor
 class Downscaler:
     """LR from HR at one ZSSR step: bicubic ``imresize`` or a given (aligned) SR kernel."""
 
-    def __init__(self, scale: float, kernel: np.ndarray | None, device: torch.device):
-        self.scale = scale
+    def __init__(
+        self,
+        scale: float | tuple[float, float],
+        kernel: np.ndarray | None,
+        device: torch.device,
+    ):
+        self.scale = as_pair(scale)
         self.kernel = None
         if kernel is not None:
-            if abs(scale - round(scale)) > 1e-6:
-                raise ZoomsrError(f"a kernel needs an integer scale step, not x{scale:g}")
-            k = align_kernel(np.asarray(kernel, dtype=np.float32), round(scale))
+            sy, sx = self.scale
+            if sy != sx or abs(sy - round(sy)) > 1e-6:
+                raise ZoomsrError(
+                    f"a kernel needs an integer scale step, not {describe_scale(self.scale)}"
+                )
+            k = align_kernel(np.asarray(kernel, dtype=np.float32), round(sy))
             self.kernel = torch.from_numpy(k).to(device)
 
     def __call__(self, hr: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        sy, sx = self.scale
         if size is None:
-            size = (math.ceil(hr.shape[-2] / self.scale), math.ceil(hr.shape[-1] / self.scale))
+            size = (math.ceil(hr.shape[-2] / sy), math.ceil(hr.shape[-1] / sx))
         if self.kernel is None:
-            return resize(hr, 1.0 / self.scale, size)
-        return blur_downsample(hr, self.kernel, round(self.scale))[..., : size[0], : size[1]]
+            return resize(hr, (1.0 / sy, 1.0 / sx), size)
+        return blur_downsample(hr, self.kernel, round(sy))[..., : size[0], : size[1]]
 
 
 # --------------------------------------------------------------------------- father sampling
@@ -257,6 +304,31 @@ def _gradient_cdf(image: torch.Tensor, crop: int) -> torch.Tensor:
     p = _box_sum(torch.sqrt(gx * gx + gy * gy)[0, 0].double(), max(1, crop // 2) | 1).flatten()
     p = 0.9 * p / p.sum().clamp_min(1e-12) + 0.1 / p.numel()
     return torch.cumsum(p, 0)
+
+
+def official_crop_centres(
+    a_inv: np.ndarray,
+    rel: np.ndarray,
+    affine: np.ndarray,
+    size: tuple[int, int],
+    crop: int,
+    u: np.ndarray,
+) -> np.ndarray:
+    """Source (x, y) of each crop's centre as the official ``random_augment`` places it.
+
+    There the image is centred, transformed by A (``a_inv`` is its inverse, per crop), shifted
+    by ``-shift`` with ``shift = u * max(rel * size - crop, 0)`` (``u`` uniform in [0, 1), two per
+    crop) and moved back by half its size; the crop is the output's top-left ``crop x crop``.
+    Inverting that for the crop's centre pixel gives ``A^-1 (half + shift - size / 2) + size / 2``.
+    Without interpolation (``~affine``) half sizes and shifts are whole pixels, as there.
+    """
+    wh = np.array([size[1], size[0]], dtype=np.float64)[None]
+    shift = u * np.clip(np.asarray(rel, np.float64)[:, None] * wh - crop, 0, None)
+    mid = np.broadcast_to(wh / 2.0, shift.shape).copy()
+    exact = ~np.asarray(affine, bool)
+    shift[exact], mid[exact] = np.round(shift[exact]), np.round(mid[exact])
+    half = (crop - 1) / 2.0
+    return np.einsum("nij,nj->ni", a_inv, half + shift - mid) + mid
 
 
 class FatherSampler:
@@ -328,6 +400,13 @@ class FatherSampler:
             sel = np.nonzero(src == k)[0]
             source = self.sources[k]
             h, w = source.image.shape[-2:]
+            if cfg.crop_sampling == "official":
+                u = self._rand(2 * len(sel)).reshape(-1, 2)
+                centre = official_crop_centres(
+                    a_inv[sel], rel[sel], affine[sel], (h, w), self.crop, u
+                )
+                out[torch.from_numpy(sel)] = self._warp(source.image, a_inv[sel], centre, h, w)
+                continue
             centre = self._centres(source, len(sel), h, w)
             # Keep the (unrotated) footprint inside the image where the image is big enough.
             reach = half / np.minimum(np.abs(sx[sel]), np.abs(sy[sel]))[:, None]
@@ -449,19 +528,27 @@ class ZSSR(nn.Module):
     def upscale(
         self,
         lr: torch.Tensor,
-        steps: Sequence[float] | None = None,
+        steps: Sequence[float | tuple[float, float]] | None = None,
         kernels: Sequence[np.ndarray | None] | None = None,
         progress: Progress = lambda it, _desc: it,
     ) -> torch.Tensor:
-        """Super-resolve ``(1, C, h, w)`` in [0, 1] by ``self.scale``; returns it on the CPU."""
+        """Super-resolve ``(1, C, h, w)`` in [0, 1] by ``self.scale``; returns it on the CPU.
+
+        ``steps``: the scale of each step over the input, a factor or a (vertical, horizontal)
+        pair (default: the options' or :func:`default_scale_steps`).
+        """
         if lr.dim() != 4 or lr.shape[0] != 1:
             raise ZoomsrError(f"ZSSR takes one image (1, C, h, w), got {tuple(lr.shape)}")
-        steps = tuple(steps or self.options.scale_steps or default_scale_steps(self.scale))
-        if abs(steps[-1] - self.scale) > 1e-6:
+        steps = steps or self.options.scale_steps or default_scale_steps(self.scale)
+        steps = tuple(as_pair(s) for s in steps)
+        if any(abs(s - self.scale) > 1e-6 for s in steps[-1]):
             raise ZoomsrError(f"ZSSR scale steps {steps} must end at the scale x{self.scale:g}")
         kernels = list(kernels) if kernels is not None else [None] * len(steps)
         if len(kernels) != len(steps):
             raise ZoomsrError(f"{len(kernels)} kernels for {len(steps)} scale steps")
+        bp = self.options.back_projection
+        if isinstance(bp, Sequence) and len(bp) != len(steps):
+            raise ZoomsrError(f"{len(bp)} back-projection counts for {len(steps)} scale steps")
         with torch.enable_grad():
             return _Run(self.options, lr, steps, kernels, self.device, progress).run(self)
 
@@ -481,7 +568,10 @@ class _Run:
         self.report = ZSSRReport()
 
     def _crop_size(self) -> int:
-        # Not larger than the image: the official code pads small images' crops with black.
+        # Not larger than the image, except as the official code does it: there small images'
+        # crops reach into black.
+        if self.cfg.crop_sampling == "official":
+            return self.cfg.crop_size
         return max(4, min(self.cfg.crop_size, *self.input.shape[-2:]))
 
     def run(self, owner: ZSSR) -> torch.Tensor:
@@ -492,23 +582,30 @@ class _Run:
         use_cl = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
         self.train_format = torch.channels_last if use_cl else torch.contiguous_format
         self.net = self.net.to(memory_format=self.train_format)
+        # One optimiser for all steps: the official code keeps Adam's moments and only resets
+        # the learning rate at each step.
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
         crop = self._crop_size()
         self.sampler = FatherSampler(cfg, crop, self.gen)
         self.sampler.add_source(self.input, 1.0)
         out = self.input
         for i, (sf, kernel) in enumerate(zip(self.steps, self.kernels, strict=True)):
             self.down = Downscaler(sf, kernel, self.device)
-            self.sf = sf
+            self.sf, self.step_index = sf, i
             # Crops whose sons have an integer size keep father and son on one grid.
-            step_crop = crop - crop % round(sf) if abs(sf - round(sf)) < 1e-6 else crop
-            self.sampler.crop = max(step_crop, round(sf))
+            s = sf[0]
+            integer = sf[0] == sf[1] and abs(s - round(s)) < 1e-6
+            step_crop = crop - crop % round(s) if integer else crop
+            self.sampler.crop = max(step_crop, math.ceil(max(sf)))
             t0 = time.perf_counter()
-            self._train(max_scale=([1.0, *self.steps])[i])
+            # Fathers come from sources at least as large as the drawn scale, which is at most
+            # the smaller factor of the last step done (official random_augment).
+            self._train(max_scale=min(([(1.0, 1.0), *self.steps])[i]))
             t1 = time.perf_counter()
             out = self._final_output().clone()  # a normal tensor again, to train on
             self.report.train_seconds += t1 - t0
             self.report.output_seconds += time.perf_counter() - t1
-            self.sampler.add_source(out, sf)
+            self.sampler.add_source(out, min(sf))
         owner.last_report = self.report
         return out.cpu()
 
@@ -544,14 +641,16 @@ class _Run:
 
     def _train(self, max_scale: float) -> None:
         cfg = self.cfg
-        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
+        opt = self.opt
         lr_now, last_change = cfg.learning_rate, 0
+        for group in opt.param_groups:
+            group["lr"] = lr_now
         rec_steps: list[int] = []
         rec_mse: list[float] = []
         queue: list[tuple[torch.Tensor, ...]] = []
         losses: list[torch.Tensor] = []  # kept on the device: no sync per iteration
         it = 0
-        for it in self.progress(range(cfg.iterations), f"zssr x{self.sf:g}"):
+        for it in self.progress(range(cfg.iterations), f"zssr {describe_scale(self.sf)}"):
             if not queue:
                 queue = self._next_chunk(max_scale)
             x, target, weights = queue.pop()
@@ -577,7 +676,8 @@ class _Run:
                         group["lr"] = lr_now
             if lr_now < cfg.min_learning_rate:
                 break
-        self.report.scale_steps.append(self.sf)
+        sy, sx = self.sf
+        self.report.scale_steps.append(sy if sy == sx else self.sf)
         self.report.iterations.append(it + 1)
         self.report.final_learning_rate.append(lr_now)
         self.report.reconstruction_mse.append(rec_mse)
@@ -620,15 +720,21 @@ class _Run:
         return out
 
     def _upscale_once(self, lr: torch.Tensor) -> torch.Tensor:
-        size = (math.ceil(lr.shape[-2] * self.sf - 1e-9), math.ceil(lr.shape[-1] * self.sf - 1e-9))
+        sy, sx = self.sf
+        size = (math.ceil(lr.shape[-2] * sy - 1e-9), math.ceil(lr.shape[-1] * sx - 1e-9))
         return self._net_at(resize(lr, self.sf, size)).clamp(0, 1)
 
     def _back_project(self, sr: torch.Tensor) -> torch.Tensor:
-        return back_project(sr, self.input, self.down, self.cfg.back_projection)
+        count = self.cfg.back_projection
+        if isinstance(count, Sequence):
+            count = count[self.step_index]
+        return back_project(sr, self.input, self.down, count)
 
     @torch.inference_mode()
     def _final_output(self) -> torch.Tensor:
-        members = range(8) if self.cfg.ensemble else range(1)
+        # Quarter turns would swap an anisotropic step's axes: then only half turns and mirrors.
+        members = range(0, 8, 1 if self.sf[0] == self.sf[1] else 2)
+        members = members if self.cfg.ensemble else range(1)
         outs = []
         for k in members:
             y = _undo_dihedral(self._upscale_once(_dihedral(self.input, k)), k)
