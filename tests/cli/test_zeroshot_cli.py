@@ -103,6 +103,14 @@ def test_wrong_scales_and_misplaced_flags_exit_2(tmp_path, image, capsys):
             ],
             "at least 1",
         ),
+        (
+            ["upscale", str(image), "-o", out, "--model", "zssr", "--scale", "4", "--gradual"],
+            "official x2 schedule",
+        ),
+        (
+            ["upscale", str(image), "-o", out, "--model", "bicubic", "--scale", "2", "--gradual"],
+            "zero-shot models only",
+        ),
     ]
     for argv, message in cases:
         assert main([*argv, "-q"]) == 2, argv
@@ -114,6 +122,8 @@ def test_zssr_upscale_and_kernel_commands_write_their_files(tmp_path, image, cap
     args = ["upscale", str(image), "-o", str(out), "--model", "zssr", "--scale", "2"]
     assert main([*args, "--iterations", "3", "-q"]) == 0
     assert read_image(out).color.shape == (3, 40, 48)
+    assert main([*args, "--iterations", "2", "--gradual"]) == 0
+    assert "12 iterations" in capsys.readouterr().out  # six steps of two
 
     big = tmp_path / "big.png"
     rng = np.random.default_rng(1)

@@ -32,14 +32,22 @@ def add_zeroshot_flags(parser) -> None:
         help="most ZSSR training iterations per scale step (default 3000; it stops earlier "
         "when its learning rate has decayed)",
     )
+    g.add_argument(
+        "--gradual",
+        action="store_true",
+        help="x2 in the official code's six anisotropic steps (X2_GRADUAL_IDEAL_CONF: about 6x "
+        "the time for a few tenths of a dB; bicubic kernel only)",
+    )
 
 
 def wants_zeroshot(args, model) -> bool:
     """Whether ``model`` trains on the input itself; the zero-shot flags need such a model."""
     if getattr(model, "task", None) == "zeroshot":
         return True
-    if args.kernel is not None or args.iterations is not None:
-        raise ZoomsrError("--kernel and --iterations apply to zero-shot models only (--model zssr)")
+    if args.kernel is not None or args.iterations is not None or args.gradual:
+        raise ZoomsrError(
+            "--kernel, --iterations and --gradual apply to zero-shot models only (--model zssr)"
+        )
     return False
 
 
@@ -48,7 +56,7 @@ def run_zeroshot(args, model, sources: list[Path], out: Path, suffix: str | None
     from zoomsr.infer.pipelines import output_path_for
     from zoomsr.infer.zeroshot import ZeroShotOptions, check_options, zssr_file
 
-    opts = ZeroShotOptions(kernel=args.kernel, iterations=args.iterations)
+    opts = ZeroShotOptions(kernel=args.kernel, iterations=args.iterations, gradual=args.gradual)
     kernel = check_options(opts, int(model.scale))  # a bad kernel file fails before any training
     many = len(sources) > 1
     bar = iteration_progress(args.quiet)

@@ -161,12 +161,18 @@ class ZeroShotOptions:
     iterations: int | None = None  # ZSSR's most iterations per scale step (None: 3000)
     kernel_iterations: int | None = None  # KernelGAN's (None: 3000)
     seed: int = 0
+    gradual: bool = False  # x2 in the official six anisotropic steps (bicubic kernel only)
 
 
 def check_options(opts: ZeroShotOptions, scale: int) -> np.ndarray | None:
     """Validate before any work; returns the loaded kernel of a kernel file."""
     if opts.iterations is not None and opts.iterations < 1:
         raise ZoomsrError(f"--iterations must be at least 1, got {opts.iterations}")
+    if opts.gradual and (scale != 2 or opts.kernel is not None):
+        raise ZoomsrError(
+            "--gradual is the official x2 schedule for the bicubic kernel: "
+            "use it with --scale 2 and without --kernel"
+        )
     if opts.kernel is None:
         return None
     if opts.kernel == "auto":
@@ -188,6 +194,7 @@ def zssr_upscale(
     ``kernel``: an already loaded kernel (else ``opts.kernel`` is read).
     """
     from zoomsr.models.zeroshot.kernels import analytic_x4_kernel
+    from zoomsr.models.zeroshot.zssr import GRADUAL_X2
 
     opts = opts or ZeroShotOptions()
     scale = int(model.scale)
@@ -197,6 +204,8 @@ def zssr_upscale(
         model.options = replace(
             model.options, iterations=opts.iterations or model.options.iterations, seed=opts.seed
         )
+    if opts.gradual:
+        model.options = replace(model.options, **GRADUAL_X2)
     if opts.kernel == "auto":
         k2, _ = estimate_kernel(
             lr,
