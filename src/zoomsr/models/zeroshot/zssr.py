@@ -21,7 +21,12 @@ The recipe of the paper and its official code (configs.py defaults):
   (``ZSSRforKernelGAN/zssr_configs.py``): fathers are plain crops (no warps, rotations or
   mirrors) at uniform positions, the L1 loss is weighted per pixel by the local gradient
   magnitude (5x5 sum, mean 1), no ensemble and 2 back-projections;
-- large factors go in steps (e.g. x4 = x2 then x4), each output joining the fathers' sources.
+- large factors go in steps (e.g. x4 = x2 then x4), each output joining the fathers' sources;
+  steps may be anisotropic, as in the official gradual x2 (``GRADUAL_X2``: x1 x1.5, x1.5 x1,
+  x1.5, x1.5 x2, x2 x1.5, x2, with 6-12 back-projections); the network and its Adam state carry
+  over from step to step and the learning rate restarts;
+- fathers' crops: ``crop_sampling="official"`` places them as the official code does (uniform,
+  reaching into black past the border of small or shrunk images); the default keeps them inside.
 
 Speed (2 CPU cores): fathers are made a chunk at a time by one batched ``grid_sample`` and
 batched resizes; evaluation runs channels-last in ``inference_mode`` and full-image passes are
