@@ -23,8 +23,8 @@ The recipe of the paper and its official code (configs.py defaults):
   magnitude (5x5 sum, mean 1), no ensemble and 2 back-projections;
 - large factors go in steps (e.g. x4 = x2 then x4), each output joining the fathers' sources;
   steps may be anisotropic, as in the official gradual x2 (``GRADUAL_X2``: x1 x1.5, x1.5 x1,
-  x1.5, x1.5 x2, x2 x1.5, x2, with 6-12 back-projections); the network and its Adam state carry
-  over from step to step and the learning rate restarts;
+  x1.5, x1.5 x2, x2 x1.5, x2, with 6-12 back-projections); the network carries over from step
+  to step with a fresh Adam (the official code keeps Adam's moments: see ``_train``);
 - fathers' crops: ``crop_sampling="official"`` places them as the official code does (uniform,
   reaching into black past the border of small or shrunk images); the default keeps them inside.
 
@@ -587,9 +587,6 @@ class _Run:
         use_cl = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
         self.train_format = torch.channels_last if use_cl else torch.contiguous_format
         self.net = self.net.to(memory_format=self.train_format)
-        # One optimiser for all steps: the official code keeps Adam's moments and only resets
-        # the learning rate at each step.
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
         crop = self._crop_size()
         self.sampler = FatherSampler(cfg, crop, self.gen)
         self.sampler.add_source(self.input, 1.0)
@@ -646,10 +643,10 @@ class _Run:
 
     def _train(self, max_scale: float) -> None:
         cfg = self.cfg
-        opt = self.opt
+        # A fresh Adam each step. The official code keeps its Adam moments across steps; here
+        # that wrecked the gradual x2 (bird, step x1.5 x1: 44.2 dB against 47.5 with a fresh one).
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
         lr_now, last_change = cfg.learning_rate, 0
-        for group in opt.param_groups:
-            group["lr"] = lr_now
         rec_steps: list[int] = []
         rec_mse: list[float] = []
         queue: list[tuple[torch.Tensor, ...]] = []
