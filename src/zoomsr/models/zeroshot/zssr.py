@@ -644,7 +644,8 @@ class _Run:
     def _train(self, max_scale: float) -> None:
         cfg = self.cfg
         # A fresh Adam each step. The official code keeps its Adam moments across steps; here
-        # that wrecked the gradual x2 (bird, step x1.5 x1: 44.2 dB against 47.5 with a fresh one).
+        # that wrecked the gradual x2 (Set5 bird after its x1.5 x1 step: RGB PSNR 44.2 dB against
+        # the resized HR, 47.5 with a fresh Adam; 38.7 dB Y at the end, one jump 41.7).
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
         lr_now, last_change = cfg.learning_rate, 0
         rec_steps: list[int] = []
