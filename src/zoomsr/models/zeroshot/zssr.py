@@ -50,7 +50,7 @@ from zoomsr.errors import ZoomsrError
 from zoomsr.models.registry import ModelSpec, register
 from zoomsr.models.zeroshot.kernels import align_kernel
 from zoomsr.ops.degrade.kernels import blur_downsample
-from zoomsr.ops.resize import contributions
+from zoomsr.ops.resize import _axis_order, _resize_axis_torch, contributions
 
 Progress = Callable[[Iterable, str], Iterable]
 
@@ -217,24 +217,14 @@ def resize(
     the size alone would stretch the scale and the scale alone would miss the size.
     """
     scales = as_pair(scale)
-    if scales[0] == scales[1]:
-        order = (0, 1) if scales[0] <= 1 else (1, 0)
-    else:
-        order = (0, 1) if scales[0] < scales[1] else (1, 0)  # the smaller scale first
+    # The smaller scale first; an isotropic upscale goes columns first.
+    order = (1, 0) if scales[0] == scales[1] > 1 else _axis_order(scales)
     for axis in order:
-        dim = x.dim() - 2 + axis
-        n_in, n_out = x.shape[dim], size[axis]
+        n_in, n_out = x.shape[x.dim() - 2 + axis], size[axis]
         if n_in == n_out and scales[axis] == 1:
             continue
         idx, w = contributions(n_in, n_out, scales[axis], True)
-        idx_t = torch.from_numpy(idx).to(x.device)
-        w_t = torch.from_numpy(w).to(device=x.device, dtype=x.dtype)
-        g = x.index_select(dim, idx_t.reshape(-1))
-        shape = list(x.shape)
-        shape[dim : dim + 1] = list(idx.shape)
-        w_shape = [1] * (x.dim() + 1)
-        w_shape[dim], w_shape[dim + 1] = w.shape
-        x = (g.reshape(shape) * w_t.reshape(w_shape)).sum(dim=dim + 1)
+        x = _resize_axis_torch(x, axis, idx, w)
     return x
 
 
