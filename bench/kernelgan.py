@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _shards import parse_shard
 from PIL import Image, ImageDraw
 
 from zoomsr.atomic import atomic_write, write_text
@@ -264,7 +265,7 @@ def main() -> None:
     args = p.parse_args()
     if args.set_only and not args.save_set:
         raise SystemExit("--set-only needs --save-set DIR")
-    shard, shards = (int(v) for v in args.shard.split("/"))
+    shard, shards = parse_shard(args.shard)
     if args.images < 1:
         raise SystemExit("--images must be at least 1")
 

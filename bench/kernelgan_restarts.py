@@ -13,7 +13,6 @@ costs about 20 CPU-minutes an image; ``bench/kernelgan.py`` scores it on its set
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,9 +20,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shards import sharded_rows
 from kernelgan import REPO, SCALE, make_test_set, with_mean
 
-from zoomsr.atomic import write_text
 from zoomsr.models.zeroshot.kernelgan import estimate_kernel
 from zoomsr.models.zeroshot.kernels import (
     align_kernel,
@@ -66,22 +65,18 @@ def main() -> None:
     p.add_argument("--shard", default="0/1", metavar="I/N", help="every N-th image from the I-th")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "kernelgan_restarts")
     args = p.parse_args()
-    shard, shards = (int(v) for v in args.shard.split("/"))
 
     test_set = make_test_set(args.photos, args.images, args.hr_size, args.seed, args.skip)
+
+    def compute(index: int) -> dict:
+        name, _hr, lr, true_k, params = test_set[index]
+        row = image_row(name, lr, true_k, params, args)
+        print(f"{name}: medoid {row['ncc_medoid']}, seed {args.seed} {row[f'ncc_seed{args.seed}']}")
+        return row
+
     cache = Path(str(args.out) + "_cache")
-    cache.mkdir(parents=True, exist_ok=True)
-    for index, (name, _hr, lr, true_k, params) in enumerate(test_set):
-        path = cache / f"{name}.json"
-        if index % shards == shard and not path.is_file():
-            row = image_row(name, lr, true_k, params, args)
-            write_text(path, json.dumps(row))
-            print(
-                f"{name}: medoid {row['ncc_medoid']}, seed {args.seed} {row[f'ncc_seed{args.seed}']}"
-            )
-    rows = [json.loads(p.read_text()) for n, *_ in test_set if (p := cache / f"{n}.json").is_file()]
-    if len(rows) < len(test_set):
-        print(f"{len(rows)} of {len(test_set)} images done (cache {cache}); rerun for the table")
+    rows = sharded_rows([name for name, *_ in test_set], cache, args.shard, compute)
+    if rows is None:
         return
     columns = list(rows[0])
     rows = with_mean(rows, [c for c in columns if c.startswith("ncc_")])

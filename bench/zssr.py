@@ -26,7 +26,6 @@ reach past the border into black).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 import torch
+from _shards import sharded_rows
 
 from zoomsr.data.sisr import find_eval_pairs, load_eval_sample
 from zoomsr.metrics.conventions import get_convention
@@ -108,19 +108,14 @@ def main() -> None:
     pairs = find_eval_pairs(args.data, args.scale)
     pairs = pairs[: args.images] if args.images else pairs
 
-    shard, shards = (int(v) for v in args.shard.split("/"))
-    cache = Path(str(out) + "_cache")  # one row per finished image: reruns skip it
-    cache.mkdir(parents=True, exist_ok=True)
-    for index, pair in enumerate(pairs):
-        if index % shards != shard or (cache / f"{pair.name}.json").exists():
-            continue
-        row = score_image(pair, args, suite)
-        (cache / f"{pair.name}.json").write_text(json.dumps(row))
-    missing = [pair.name for pair in pairs if not (cache / f"{pair.name}.json").exists()]
-    if missing:
-        print(f"{len(pairs) - len(missing)} of {len(pairs)} images done (cache {cache})")
+    rows = sharded_rows(
+        [pair.name for pair in pairs],
+        Path(str(out) + "_cache"),
+        args.shard,
+        lambda index: score_image(pairs[index], args, suite),
+    )
+    if rows is None:
         return
-    rows = [json.loads((cache / f"{pair.name}.json").read_text()) for pair in pairs]
     table(rows, args, data, convention, out)
 
 
