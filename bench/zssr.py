@@ -26,7 +26,6 @@ reach past the border into black).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -155,6 +154,7 @@ def score_image(pair, args, suite) -> dict:
         "output_s": round(report.output_seconds, 1),
         "total_s": round(total, 1),
         "s_per_iteration": round(report.train_seconds / report.total_iterations, 4),
+        "threads": torch.get_num_threads(),  # per row: shards and the table call can differ
     }
     print(
         f"{pair.name}: {row['psnr']} dB in {row['iterations']} iterations, {row['total_s']} s",
@@ -178,7 +178,7 @@ def table(rows: list[dict], args, data: str, convention, out: Path) -> None:
         ),
     }
     rows = [*rows, mean]
-    threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    threads = "/".join(sorted({str(r.get("threads", "?")) for r in rows[:-1]}))
     published = PUBLISHED.get((data, args.scale))
     note = (
         f"ZSSR (zoomsr recipe defaults, bicubic kernel, seed {args.seed}, at most "
