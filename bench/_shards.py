@@ -22,11 +22,11 @@ def sharded_rows(
     cached in ``cache/<name>.json``; None, after saying how far it got, while some are missing."""
     index_of, count = parse_shard(shard)
     cache.mkdir(parents=True, exist_ok=True)
-    for index, name in enumerate(names):
-        path = cache / f"{name}.json"
+    paths = [cache / f"{name}.json" for name in names]
+    for index, path in enumerate(paths):
         if index % count == index_of and not path.is_file():
             write_text(path, json.dumps(compute(index)))  # last: it marks the image done
-    done = [cache / f"{name}.json" for name in names if (cache / f"{name}.json").is_file()]
+    done = [path for path in paths if path.is_file()]
     if len(done) < len(names):
         print(f"{len(done)} of {len(names)} images done (cache {cache}); rerun for the table")
         return None

@@ -78,8 +78,8 @@ def output_size(
     return (out_h, out_w), (scale, scale)
 
 
-def _axis_order(scales: tuple[float, float]) -> tuple[int, int]:
-    # Smaller scale first; a stable sort keeps rows first on ties.
+def axis_order(scales: tuple[float, float]) -> tuple[int, int]:
+    """MATLAB's order of the 1-D passes: the smaller scale first, rows first on ties."""
     return (0, 1) if scales[0] <= scales[1] else (1, 0)
 
 
@@ -121,12 +121,28 @@ def imresize(
 
 
 def _resize(x, scale, size, antialias, max_level: int | None) -> torch.Tensor:
-    in_hw = (x.shape[-2], x.shape[-1])
-    out_hw, scales = output_size(*in_hw, scale, size)
-    for axis in _axis_order(scales):
-        if out_hw[axis] == in_hw[axis] and scales[axis] == 1:
+    out_hw, scales = output_size(x.shape[-2], x.shape[-1], scale, size)
+    return resize_axes(x, out_hw, scales, axis_order(scales), antialias, max_level)
+
+
+def resize_axes(
+    x: torch.Tensor,
+    out_hw: tuple[int, int],
+    scales: tuple[float, float],
+    order: tuple[int, int],
+    antialias: bool = True,
+    max_level: int | None = None,
+) -> torch.Tensor:
+    """The 1-D passes of a bicubic resize to ``out_hw`` at ``scales``, axes in ``order``.
+
+    For callers that fix both the size and the scale, or their own axis order (ZSSR); with
+    ``max_level`` each pass is rounded and clamped to the integer grid ``[0, max_level]``.
+    """
+    for axis in order:
+        n_in = x.shape[x.dim() - 2 + axis]
+        if out_hw[axis] == n_in and scales[axis] == 1:
             continue
-        idx, w = contributions(in_hw[axis], out_hw[axis], scales[axis], antialias)
+        idx, w = contributions(n_in, out_hw[axis], scales[axis], antialias)
         x = _resize_axis_torch(x, axis, idx, w)
         if max_level is not None:
             # Clamped values are >= 0, so floor(v + 0.5) rounds half away from zero.

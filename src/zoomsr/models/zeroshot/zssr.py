@@ -50,7 +50,7 @@ from zoomsr.errors import ZoomsrError
 from zoomsr.models.registry import ModelSpec, register
 from zoomsr.models.zeroshot.kernels import align_kernel
 from zoomsr.ops.degrade.kernels import blur_downsample
-from zoomsr.ops.resize import _axis_order, _resize_axis_torch, contributions
+from zoomsr.ops.resize import axis_order, resize_axes
 
 Progress = Callable[[Iterable, str], Iterable]
 
@@ -218,14 +218,8 @@ def resize(
     """
     scales = as_pair(scale)
     # The smaller scale first; an isotropic upscale goes columns first.
-    order = (1, 0) if scales[0] == scales[1] > 1 else _axis_order(scales)
-    for axis in order:
-        n_in, n_out = x.shape[x.dim() - 2 + axis], size[axis]
-        if n_in == n_out and scales[axis] == 1:
-            continue
-        idx, w = contributions(n_in, n_out, scales[axis], True)
-        x = _resize_axis_torch(x, axis, idx, w)
-    return x
+    order = (1, 0) if scales[0] == scales[1] > 1 else axis_order(scales)
+    return resize_axes(x, size, scales, order)
 
 
 class Downscaler:
