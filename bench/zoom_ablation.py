@@ -9,6 +9,9 @@ the LR's geometry (``zoomsr eval``'s default) and again on the files as they are
     zoomsr simulate --photos ../shared/data/Set14/HR --ratio 4 -o data/sim_x4_val --seed 1
     .venv/bin/python bench/zoom_ablation.py --train data/sim_x4 --val data/sim_x4_val
 
+At x2 the Ref covers a quarter of the image instead of a sixteenth (simulate with --ratio 2 and
+pass --config configs/zoom/selfdzsr_x2.yaml).
+
 Runs live in --runs (one folder per variant) and are resumed, so an interrupted bench continues
 and a finished variant is only re-scored. Prints the table and writes it as md/csv/json to --out.
 """
@@ -103,8 +106,10 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--train", required=True, help="simulated x4 zoom samples to train on")
-    p.add_argument("--val", required=True, help="held-out simulated x4 zoom samples")
+    p.add_argument(
+        "--train", required=True, help="simulated zoom samples to train on (scale of --config)"
+    )
+    p.add_argument("--val", required=True, help="held-out simulated zoom samples")
     p.add_argument("--config", default=str(REPO / "configs" / "zoom" / "selfdzsr_x4.yaml"))
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "zoom_ablation")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "zoom_ablation"))
@@ -130,7 +135,7 @@ def main() -> None:
         rows.append(run_variant(name, VARIANTS[name], args))
         print(text_table(rows, COLUMNS), flush=True)
     budget = (
-        f"{args.steps} steps, batch {args.batch}, LR patch {args.patch}, {args.feats} features, "
+        f"{Path(args.config).name}, {args.steps} steps, batch {args.batch}, LR patch {args.patch}, {args.feats} features, "
         f"{args.blocks} blocks, Adam {args.lr:g}, seed {args.seed}, {torch.get_num_threads()} "
         f"CPU thread(s); train {args.train}, held-out {args.val}"
     )
