@@ -35,6 +35,9 @@ Runs (each in its own folder under ``--work``/runs/p<patch>_b<batch>, resumed: a
 Scores on the held-out degraded test images (SISR convention: Y PSNR/SSIM, shave 4; LPIPS-alex
 on RGB): (a) bicubic, EDSR-bicubic and SDFlow at tau 0; (b) EDSR-sdflowLR vs EDSR-bicubic;
 (c) two SR samples (and two downscaled samples) at tau 0.8 differ, tau 0 repeats exactly.
+Two diagnostics per row: ``cycle_psnr`` (does BD(SR) give back the input LR?) and, for bicubic
+and SDFlow, ``ds_psnr`` (how close the tau-0 downscaled test HR comes to its real degraded LR;
+what (b) needs). ``--set flow.KEY=VALUE`` trains and reports a recipe variant under its own name.
 Prints one table and writes md/csv/json to ``--out`` (default bench/results/sdflow_unpaired;
 any other budget writes bench/results/sdflow_unpaired_<budget> so smoke runs never replace it).
 The SDFlow objective is EXPERIMENTAL (configs/flow/sdflow_x4.yaml): this measures our objective.
@@ -74,7 +77,17 @@ SHARED = REPO.parent / "shared" / "data"
 SCALE = 4
 SDFLOW_CONFIG = REPO / "configs" / "flow" / "sdflow_x4.yaml"
 EDSR_CONFIG = REPO / "configs" / "sisr" / "default_x4.yaml"
-COLUMNS = ["model", "psnr", "ssim", "lpips", "steps", "train_s", "s_per_step"]
+COLUMNS = [
+    "model",
+    "psnr",
+    "ssim",
+    "lpips",
+    "cycle_psnr",
+    "ds_psnr",
+    "steps",
+    "train_s",
+    "s_per_step",
+]
 METRICS = ("psnr", "ssim", "lpips")
 
 
@@ -290,7 +303,7 @@ def sdflow_overrides(args, data: Path, weights: dict[str, float] | None = None) 
         f"data.train.lr={data / 'lr'}",
         f"data.train.hr=[{data / 'hr'}]",
     ]
-    return out + [f"flow.{k}={v}" for k, v in (weights or {}).items()]
+    return out + list(args.sdflow_set) + [f"flow.{k}={v}" for k, v in (weights or {}).items()]
 
 
 def edsr_overrides(args, data: Path, degradation: str) -> list[str]:
@@ -316,6 +329,36 @@ def score(model: torch.nn.Module, test: Path, label: str, suite: MetricSuite) ->
     seconds = round(time.perf_counter() - started, 1)
     print(f"{label}: scored in {seconds} s", file=sys.stderr)
     return {**{k: round(report.summary[0][k], 4) for k in suite.columns}, "eval_s": seconds}
+
+
+def rgb_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """RGB PSNR of an output rounded to 8 bits against a reference in [0, 1]."""
+    a = torch.round(a.clamp(0, 1) * 255) / 255
+    return float(-10 * torch.log10(torch.mean((a - b) ** 2)))
+
+
+@torch.no_grad()
+def fidelity(model: torch.nn.Module, test: Path, downscale=None) -> dict:
+    """How each direction keeps the content, mean over the test images (RGB PSNR, 8-bit):
+    ``cycle_psnr``, BD(SR) against the LR it came from (BD: MATLAB bicubic x1/4); ``ds_psnr``,
+    ``downscale(HR)`` against the real degraded LR of the same HR (the hidden recipe's output,
+    so this says how close a learned downscaling comes to the real one)."""
+    cycle, ds = [], []
+    for hr_path in sorted((test / "HR").iterdir()):
+        lr = read_image(test / "LR" / f"{hr_path.stem}x{SCALE}.png").color[None]
+        sr = torch.round(model.eval()(lr).clamp(0, 1) * 255) / 255
+        cycle.append(rgb_psnr(imresize(sr, 1 / SCALE), lr))
+        if downscale is not None:
+            ds.append(rgb_psnr(downscale(read_image(hr_path).color[None]), lr))
+    out = {"cycle_psnr": round(sum(cycle) / len(cycle), 4)}
+    if ds:
+        out["ds_psnr"] = round(sum(ds) / len(ds), 4)
+    return out
+
+
+def sdflow_downscale(model: torch.nn.Module):
+    """SDFlow's tau-0 downscaling (mixture component 0): its deterministic LR."""
+    return lambda hr: model.downscale(hr, 0.0, component=0)
 
 
 @torch.no_grad()
@@ -347,6 +390,17 @@ def sampling_check(model: torch.nn.Module, test: Path, crop: int = 48) -> dict:
 # --------------------------------------------------------------------------------- main
 
 
+def recipe_tag(settings: list[str]) -> str:
+    """A file-name tag for recipe overrides: 'flow.pixel_sr=1' -> 'pixel_sr1'."""
+    parts = []
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set: expected KEY=VALUE, got {item!r}")
+        parts.append(key.rsplit(".", 1)[-1] + "".join(c for c in value if c.isalnum() or c in ".-"))
+    return "_".join(parts)
+
+
 def default_out(args, tag: str) -> Path:
     name = "sdflow_unpaired"
     budget = (args.sdflow_steps, args.edsr_steps, args.patch, args.batch, args.max_images)
@@ -354,6 +408,8 @@ def default_out(args, tag: str) -> Path:
         name += f"_sd{args.sdflow_steps}_ed{args.edsr_steps}_p{args.patch}_b{args.batch}"
         name += f"_n{args.max_images}" if args.max_images else ""
         name += "" if tag == "reduced" else f"_{tag}"
+    if args.sdflow_set:
+        name += f"_{recipe_tag(args.sdflow_set)}"
     return REPO / "bench" / "results" / name
 
 
@@ -378,6 +434,15 @@ def main() -> None:
         help="SDFlow size: reduced (configs/flow/sdflow_x4.yaml), official (14.1 M params) or "
         "a YAML mapping of SDFlowConfig keys, e.g. '{hidden: 64, hr_steps: 8}'",
     )
+    p.add_argument(
+        "--set",
+        dest="sdflow_set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the SDFlow recipe in every SDFlow run of this call (repeatable), e.g. "
+        "flow.content_hr_lowpass=false; these runs and the report get names of their own",
+    )
     p.add_argument("--ds-tau", type=float, default=0.8, help="tau of the SDFlow-downscaled LR")
     p.add_argument("--ablate", action="store_true", help="one SDFlow per loss term set to 0")
     p.add_argument("--seed", type=int, default=0)
@@ -392,10 +457,20 @@ def main() -> None:
     test = data / "test"
     runs = args.work / "runs" / f"p{args.patch}_b{args.batch}"
     flows = runs / f"sdflow_{tag}" if tag != "reduced" else runs
+    if args.sdflow_set:
+        flows = flows / f"set_{recipe_tag(args.sdflow_set)}"
     suite = MetricSuite(get_convention("sisr"), METRICS)
     rows = []
     bicubic = load_model("bicubic", SCALE)
-    rows.append({"model": "bicubic", **score(bicubic, test, "bicubic", suite), "steps": "-"})
+    bicubic_ds = lambda hr: imresize(hr, 1 / SCALE)  # noqa: E731
+    rows.append(
+        {
+            "model": "bicubic",
+            **score(bicubic, test, "bicubic", suite),
+            **fidelity(bicubic, test, bicubic_ds),
+            "steps": "-",
+        }
+    )
     print(text_table(rows, COLUMNS), flush=True)
 
     ed = train(
@@ -423,11 +498,17 @@ def main() -> None:
         None,
         args,
     )
-    for label, run in (("EDSR-bicubic", ed), ("EDSR-sdflowLR", ed_sd), ("SDFlow tau0", sd)):
+
+    def add_row(label: str, run: dict, is_sdflow: bool) -> None:
         model = load_model(str(run["path"]))
         info = {k: run[k] for k in ("steps", "train_s", "s_per_step")}
-        rows.append({"model": label, **score(model, test, label, suite), **info})
+        fid = fidelity(model, test, sdflow_downscale(model) if is_sdflow else None)
+        rows.append({"model": label, **score(model, test, label, suite), **fid, **info})
         print(text_table(rows, COLUMNS), flush=True)
+
+    add_row("EDSR-bicubic", ed, False)
+    add_row("EDSR-sdflowLR", ed_sd, False)
+    add_row("SDFlow tau0", sd, True)
     sdflow = load_model(str(sd["path"]))
     check = sampling_check(sdflow, test)
 
@@ -443,11 +524,7 @@ def main() -> None:
                 model_cfg,
                 args,
             )
-            label = f"SDFlow tau0, {term}=0"
-            info = {k: run[k] for k in ("steps", "train_s", "s_per_step")}
-            model = load_model(str(run["path"]))
-            rows.append({"model": label, **score(model, test, label, suite), **info})
-            print(text_table(rows, COLUMNS), flush=True)
+            add_row(f"SDFlow tau0, {term}=0", run, True)
 
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     tau_line = (
@@ -465,12 +542,16 @@ def main() -> None:
         f"implementation at this budget, not the published method. Budget: SDFlow "
         f"({tag} size) {args.sdflow_steps} steps, EDSR-baseline 8x48 (configs/sisr/default_x4.yaml, "
         f"L1, constant lr) {args.edsr_steps} steps, HR patch {args.patch}, batch {args.batch}, "
-        f"seed {args.seed}, {threads} CPU thread(s). Data: {len(split['lr'])} real LR (degraded "
+        f"seed {args.seed}, {threads} CPU thread(s). SDFlow recipe overrides: "
+        f"{', '.join(args.sdflow_set) or 'none'}. Data: {len(split['lr'])} real LR (degraded "
         f"half, hidden recipe: aniso blur -> x4 bicubic -> camera noise -> JPEG, bench/"
         f"sdflow_unpaired.py RealLRRecipe), {len(split['hr'])} unrelated HR, {len(split['test'])} "
         f"held-out degraded test images (split.json in {data}). EDSR-sdflowLR learns from LR "
         f"sampled by the SDFlow at tau {args.ds_tau:g}. Scores: {suite.convention.describe(SCALE)}. "
-        f"train_s: seconds of training summed over resumed calls; s_per_step: their mean."
+        f"cycle_psnr: RGB PSNR of BD(SR) (bicubic x1/4) against the input LR; ds_psnr: RGB "
+        f"PSNR of the tau-0 downscaled test HR (bicubic for the bicubic row) against its real "
+        f"degraded LR. train_s: seconds of training summed over resumed calls; s_per_step: "
+        f"their mean."
     )
     print(text_table(rows, COLUMNS))
     print(tau_line)

@@ -194,3 +194,30 @@ def test_sdflow_degradation_trains_a_sisr_model(folders, tmp_path):
     cfg3 = load_config(None, [*base, "model.scale=4", "data.train.degradation=sdflow:nope.st"])
     with pytest.raises(ZoomsrError, match="not found"):
         Trainer(cfg3, quiet=True).task.dataset()
+
+
+@pytest.mark.parametrize("hr_lowpass", [True, False])
+def test_content_term_filters_the_hr_side_only_when_asked(folders, tmp_path, hr_lowpass):
+    """`content` is L1(LPF(g(z_c^HR)), LPF(BD(HR))) + L1(LPF(g(E(LR))), LPF(LR)); with
+    flow.content_hr_lowpass=false the HR pair is compared unfiltered, the LR pair still filtered."""
+    extra = [f"flow.{t}={1 if t == 'content' else 0}" for t in flow_task.TERMS]
+    extra.append(f"flow.content_hr_lowpass={str(hr_lowpass).lower()}")
+    trainer = Trainer(_cfg(folders, tmp_path / "c", steps=1, extra=extra), quiet=True)
+    task, model = trainer.task, trainer.model
+    g = torch.Generator().manual_seed(0)
+    lr, hr = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    task.step((lr, hr))  # ActNorm's data-dependent init
+    _, logs = task.step((lr, hr))
+    from zoomsr.ops.resize import imresize
+
+    with torch.no_grad():
+        g_hr = (model.lr_flow.reverse(model.hr_flow.content(hr * 2 - 1)) + 1) / 2
+        g_lr = (model.lr_flow.reverse(model.content(lr * 2 - 1)) + 1) / 2
+        lpf = lambda t: flow_task.gaussian_lowpass(t, 1.0)  # noqa: E731
+        bd = imresize(hr, 1 / 4)
+        hr_side = (lpf(g_hr) - lpf(bd)) if hr_lowpass else (g_hr - bd)
+        want = hr_side.abs().mean() + (lpf(g_lr) - lpf(lr)).abs().mean()
+        other = (g_hr - bd) if hr_lowpass else (lpf(g_hr) - lpf(bd))
+        rejected = other.abs().mean() + (lpf(g_lr) - lpf(lr)).abs().mean()
+    assert logs["content"] == pytest.approx(float(want), rel=1e-5)
+    assert abs(logs["content"] - float(rejected)) > 1e-4

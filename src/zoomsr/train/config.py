@@ -110,17 +110,18 @@ class FlowCfg:
     nll_lr: float = (
         1.0  # bits/dim of the LR image given E(x_LR): LR + Deg flow + mixture [inferred]
     )
-    content: float = 1.0  # L1 of low-passed f_LR^-1(z_c) vs BD(HR) / LR [3rd-party lead]
+    content: float = 10.0  # L1 of f_LR^-1(z_c) vs BD(HR) / low-passed LR [3rd-party lead]
     content_perceptual: float = 0.0  # VGG L1 of the same decodes (3rd-party: 0.05) [3rd-party]
     domain: float = 0.05  # LSGAN on content latents, both sides fool D [assumption]
     mmd: float = 0.0  # RBF-kernel MMD^2 of the content latents [assumption]
     latent_reg: float = 0.0025  # mean z_c^2 of both sides (3rd-party 0.05 x beta1 0.05)
-    deg_reg: float = 0.0  # mean |z_LR - sg(z_c)|, z_d -> 0 (3rd-party 0.05 x beta2 0.5)
-    pixel_sr: float = 0.0  # L1 of low-passed BD(SR sample) vs the LR [assumption]
-    pixel_ds: float = 0.0  # L1 of low-passed downscaled sample vs BD(HR) [assumption]
+    deg_reg: float = 0.025  # mean |z_LR - sg(z_c)|, z_d -> 0 (3rd-party 0.05 x beta2 0.5)
+    pixel_sr: float = 5.0  # L1 of low-passed BD(SR sample) vs the LR [assumption]
+    pixel_ds: float = 1.0  # L1 of low-passed downscaled sample vs BD(HR) [assumption]
     perceptual: float = 0.0  # VGG L1 of the same pairs as pixel_sr / pixel_ds [assumption]
     tau: float = 0.8  # temperature of the samples of the pixel/perceptual terms
     lpf_sigma: float = 1.0  # Gaussian low-pass (5x5) of the content and pixel terms
+    content_hr_lowpass: bool = False  # low-pass BD(HR)'s side of `content` too (3rd-party)
     dequantize: bool = True  # (k + u) / 256 inputs, so the NLL is that of 8-bit images
     d_lr: float = 1e-5  # latent discriminator Adam lr (3rd-party), same betas and schedule
     d_channels: int = 64  # latent discriminator width

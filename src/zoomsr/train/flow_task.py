@@ -273,7 +273,12 @@ class FlowTask(Task):
             g_hr = (m.lr_flow.reverse(z_c_hr) + 1) / 2  # f_LR^-1(z_c), z_d = 0, in [0, 1]
             g_lr = (m.lr_flow.reverse(z_c_lr) + 1) / 2
             if "content" in on:
-                terms["content"] = F.l1_loss(lpf(g_hr), lpf(bd)) + F.l1_loss(lpf(g_lr), lpf(lr))
+                # BD(HR) is clean, so its side may be compared unfiltered: the filter exists for
+                # the noisy real LR, and on the HR side it leaves z_c's high frequencies free.
+                lpf_hr = lpf if f.content_hr_lowpass else (lambda t: t)
+                terms["content"] = F.l1_loss(lpf_hr(g_hr), lpf_hr(bd)) + F.l1_loss(
+                    lpf(g_lr), lpf(lr)
+                )
             if "content_perceptual" in on:
                 terms["content_perceptual"] = self._vgg(g_hr, bd) + self._vgg(g_lr, lr)
         if "domain" in on:
