@@ -15,6 +15,7 @@ the ``flow:`` config section and a term of weight 0 is not computed. Sources:
 [3rd-party lead, unverified] (an unofficial reimplementation; §6):
   content             L1 between low-passed content decodes g(z_c) = f_LR^-1(z_c) (zero
                       degradation) and low-passed BD(HR) (bicubic x1/4) resp. the LR image.
+                      [ours: ``flow.content_hr_lowpass: false`` compares the HR pair unfiltered]
   content_perceptual  VGG L1 of the same decodes (``flow.perceptual_layer``).
   domain              least-squares GAN on content latents with a latent discriminator of its own
                       (Adam ``flow.d_lr``, stepped in ``after_step``). [assumption: both sides are
