@@ -63,6 +63,7 @@ import yaml
 from zoomsr.infer.evaluate import evaluate_sisr
 from zoomsr.io import list_images, read_image, write_image
 from zoomsr.metrics import MetricSuite, get_convention
+from zoomsr.metrics.psnr import psnr
 from zoomsr.models.registry import load_model
 from zoomsr.ops.degrade import anisotropic_gaussian_kernel, blur, camera_noise, jpeg_compress
 from zoomsr.ops.degrade.resample import resize
@@ -320,40 +321,32 @@ def edsr_overrides(args, data: Path, degradation: str) -> list[str]:
 # ------------------------------------------------------------------------------ scoring
 
 
-def score(model: torch.nn.Module, test: Path, label: str, suite: MetricSuite) -> dict:
-    """Mean metrics on the test folder, and ``eval_s`` (seconds, in the JSON only)."""
+def score(
+    model: torch.nn.Module, test: Path, label: str, suite: MetricSuite, downscale=None
+) -> dict:
+    """Mean metrics on the test folder, ``eval_s`` (seconds, in the JSON only) and, from the same
+    pass, two diagnostics in RGB PSNR of 8-bit images: ``cycle_psnr``, BD(SR) (MATLAB bicubic
+    x1/4) against the LR it came from; with ``downscale``, ``ds_psnr``, ``downscale(HR)`` against
+    the real degraded LR of the same HR (how close a learned downscaling comes to the real one)."""
     model = model.eval()
+    cycle, ds = [], []
+    to_8bit = lambda x: torch.round(x.clamp(0, 1) * 255) / 255  # noqa: E731
+
+    def diagnose(sample, sr: torch.Tensor) -> None:
+        cycle.append(float(psnr(to_8bit(imresize(to_8bit(sr), 1 / SCALE)), sample.lr)))
+        if downscale is not None:
+            ds.append(float(psnr(to_8bit(downscale(sample.hr)), sample.lr)))
+
     started = time.perf_counter()
     with torch.no_grad():
-        report = evaluate_sisr(lambda _s: model, [test], [SCALE], suite, label)
+        report = evaluate_sisr(lambda _s: model, [test], [SCALE], suite, label, on_image=diagnose)
     seconds = round(time.perf_counter() - started, 1)
     print(f"{label}: scored in {seconds} s", file=sys.stderr)
-    return {**{k: round(report.summary[0][k], 4) for k in suite.columns}, "eval_s": seconds}
-
-
-def rgb_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """RGB PSNR of an output rounded to 8 bits against a reference in [0, 1]."""
-    a = torch.round(a.clamp(0, 1) * 255) / 255
-    return float(-10 * torch.log10(torch.mean((a - b) ** 2)))
-
-
-@torch.no_grad()
-def fidelity(model: torch.nn.Module, test: Path, downscale=None) -> dict:
-    """How each direction keeps the content, mean over the test images (RGB PSNR, 8-bit):
-    ``cycle_psnr``, BD(SR) against the LR it came from (BD: MATLAB bicubic x1/4); ``ds_psnr``,
-    ``downscale(HR)`` against the real degraded LR of the same HR (the hidden recipe's output,
-    so this says how close a learned downscaling comes to the real one)."""
-    cycle, ds = [], []
-    for hr_path in sorted((test / "HR").iterdir()):
-        lr = read_image(test / "LR" / f"{hr_path.stem}x{SCALE}.png").color[None]
-        sr = torch.round(model.eval()(lr).clamp(0, 1) * 255) / 255
-        cycle.append(rgb_psnr(imresize(sr, 1 / SCALE), lr))
-        if downscale is not None:
-            ds.append(rgb_psnr(downscale(read_image(hr_path).color[None]), lr))
-    out = {"cycle_psnr": round(sum(cycle) / len(cycle), 4)}
+    row = {k: round(report.summary[0][k], 4) for k in suite.columns}
+    row["cycle_psnr"] = round(sum(cycle) / len(cycle), 4)
     if ds:
-        out["ds_psnr"] = round(sum(ds) / len(ds), 4)
-    return out
+        row["ds_psnr"] = round(sum(ds) / len(ds), 4)
+    return {**row, "eval_s": seconds}
 
 
 def sdflow_downscale(model: torch.nn.Module):
@@ -401,15 +394,14 @@ def recipe_tag(settings: list[str]) -> str:
     return "_".join(parts)
 
 
-def default_out(args, tag: str) -> Path:
+def default_out(args, tag: str, variant: str) -> Path:
     name = "sdflow_unpaired"
     budget = (args.sdflow_steps, args.edsr_steps, args.patch, args.batch, args.max_images)
     if budget != (10000, 10000, 64, 4, 0) or tag != "reduced":
         name += f"_sd{args.sdflow_steps}_ed{args.edsr_steps}_p{args.patch}_b{args.batch}"
         name += f"_n{args.max_images}" if args.max_images else ""
         name += "" if tag == "reduced" else f"_{tag}"
-    if args.sdflow_set:
-        name += f"_{recipe_tag(args.sdflow_set)}"
+    name += f"_{variant}" if variant else ""
     return REPO / "bench" / "results" / name
 
 
@@ -451,25 +443,21 @@ def main() -> None:
     if args.patch % (2 * SCALE) or args.patch < 4 * SCALE:
         raise SystemExit(f"--patch must be a multiple of {2 * SCALE} and at least {4 * SCALE}")
     tag, model_cfg = model_config(args.model_config)
-    out = args.out or default_out(args, tag)
+    variant = recipe_tag(args.sdflow_set) if args.sdflow_set else ""
+    out = args.out or default_out(args, tag, variant)
 
     data, split = prepare_data(args)
     test = data / "test"
     runs = args.work / "runs" / f"p{args.patch}_b{args.batch}"
     flows = runs / f"sdflow_{tag}" if tag != "reduced" else runs
-    if args.sdflow_set:
-        flows = flows / f"set_{recipe_tag(args.sdflow_set)}"
+    if variant:
+        flows = flows / f"set_{variant}"
     suite = MetricSuite(get_convention("sisr"), METRICS)
     rows = []
     bicubic = load_model("bicubic", SCALE)
     bicubic_ds = lambda hr: imresize(hr, 1 / SCALE)  # noqa: E731
     rows.append(
-        {
-            "model": "bicubic",
-            **score(bicubic, test, "bicubic", suite),
-            **fidelity(bicubic, test, bicubic_ds),
-            "steps": "-",
-        }
+        {"model": "bicubic", **score(bicubic, test, "bicubic", suite, bicubic_ds), "steps": "-"}
     )
     print(text_table(rows, COLUMNS), flush=True)
 
@@ -502,8 +490,8 @@ def main() -> None:
     def add_row(label: str, run: dict, is_sdflow: bool) -> None:
         model = load_model(str(run["path"]))
         info = {k: run[k] for k in ("steps", "train_s", "s_per_step")}
-        fid = fidelity(model, test, sdflow_downscale(model) if is_sdflow else None)
-        rows.append({"model": label, **score(model, test, label, suite), **fid, **info})
+        ds = sdflow_downscale(model) if is_sdflow else None
+        rows.append({"model": label, **score(model, test, label, suite, ds), **info})
         print(text_table(rows, COLUMNS), flush=True)
 
     add_row("EDSR-bicubic", ed, False)

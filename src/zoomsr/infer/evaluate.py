@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zoomsr.data.sisr import find_eval_pairs, load_eval_sample
+from zoomsr.data.sisr import EvalSample, find_eval_pairs, load_eval_sample
 from zoomsr.data.zoom import find_zoom_samples, load_zoom_sample, read_zoom_sample
 from zoomsr.errors import DataError, ZoomsrError
 from zoomsr.infer.engine import run_sisr
@@ -49,8 +49,10 @@ def evaluate_sisr(
     model_label: str,
     progress: Callable[[Iterable, str], Iterable] = lambda it, _desc: it,
     max_images: int = 0,
+    on_image: Callable[[EvalSample, torch.Tensor], None] | None = None,
 ) -> EvalReport:
-    """Score ``model_for_scale(s)`` on every dataset at every scale."""
+    """Score ``model_for_scale(s)`` on every dataset at every scale; ``on_image(sample, sr)``
+    sees each output, for measures beyond the suite without a second pass."""
     report = EvalReport(convention=suite.convention.describe(), columns=suite.columns)
     for scale in scales:
         model = model_for_scale(scale)
@@ -63,6 +65,8 @@ def evaluate_sisr(
                 sample = load_eval_sample(pair, scale)
                 sr = run_sisr(model, sample.lr, sample.bit_depth)
                 metrics = suite(sr, sample.hr, scale)
+                if on_image is not None:
+                    on_image(sample, sr)
                 rows.append(
                     {
                         "model": model_label,
